@@ -1,0 +1,92 @@
+"""Per-step metrics: TensorBoard scalars, an append-only JSONL file, and a PNG of the curves at the end.
+
+The JSONL file is the source of truth (it survives a kill and is what `--resume` appends to); the
+TensorBoard events and the plot are views of it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+# Curves drawn in the end-of-run plot, in panel order: (metric key, panel title).
+PLOTTED = (
+    ("reward/mean", "mean reward"),
+    ("eval/leak_rate", "dev leak rate"),
+    ("eval/clean_rate", "dev clean rate"),
+    ("judge/invalid_fraction", "judge invalid fraction"),
+)
+
+
+class MetricsLogger:
+    """Writes one record per step to `metrics.jsonl` and TensorBoard under `run_dir`."""
+
+    def __init__(self, run_dir: Path, *, enable_tensorboard: bool = True):
+        self.path = run_dir / "metrics.jsonl"
+        self._writer = None
+        if enable_tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"))
+
+    def log(self, step: int, metrics: dict[str, Any]) -> None:
+        record = {"step": step, **{k: _plain(v) for k, v in metrics.items()}}
+        with self.path.open("a") as fh:
+            fh.write(json.dumps(record, sort_keys=True) + "\n")
+        if self._writer is not None:
+            for key, value in record.items():
+                if key != "step" and isinstance(value, (int, float)) and math.isfinite(value):
+                    self._writer.add_scalar(key, value, step)
+            self._writer.flush()
+
+    def truncate_after(self, step: int) -> None:
+        """Drop records past `step` (a resumed run re-does them; no duplicate points in the curves)."""
+        if not self.path.exists():
+            return
+        kept = [line for line in self.path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+        self.path.write_text("".join(line + "\n" for line in kept))
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def plot_metrics(metrics_path: Path, out_png: Path) -> Path | None:
+    """Draw the PLOTTED curves over steps; returns the PNG path, or None if nothing was logged."""
+    records = read_metrics(metrics_path) if metrics_path.exists() else []
+    if not records:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(PLOTTED), figsize=(4 * len(PLOTTED), 3.2))
+    for ax, (key, title) in zip(axes, PLOTTED, strict=True):
+        points = [(r["step"], r[key]) for r in records if isinstance(r.get(key), (int, float))]
+        if points:
+            xs, ys = zip(*points, strict=True)
+            ax.plot(xs, ys, marker="o" if len(points) < 30 else None)
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)
+    return out_png
+
+
+def _plain(value: Any) -> Any:
+    """numpy/torch scalars → Python numbers so the JSONL stays plain JSON."""
+    if hasattr(value, "item"):
+        return value.item()
+    return value
