@@ -66,9 +66,13 @@ def load_config(schema: type[T], preset: str | Path | None = None, overrides: li
             merged = OmegaConf.merge(merged, OmegaConf.from_dotlist([item]))
         except OmegaConfBaseException as exc:
             errors.append(f"override {item!r}: {_short(exc)}")
+    try:
+        cfg = instantiate(schema, merged)
+    except ConfigError as exc:
+        errors.extend(exc.errors)
     if errors:
         raise ConfigError(errors)
-    return instantiate(schema, merged)
+    return cfg
 
 
 def instantiate(schema: type[T], merged: DictConfig) -> T:
