@@ -1,0 +1,96 @@
+"""Report files: summary.json, report.md tables and PNG charts, rendered from hand-made summaries."""
+
+from __future__ import annotations
+
+import json
+import stat
+
+from jobs.evaluation.metrics import agreement
+from jobs.evaluation.records import ResultStore, make_run_dir
+from jobs.evaluation.report import fmt, markdown_table, write_report
+
+
+def _evaluate_summary() -> dict:
+    pa = {"n": 4, "leak_rate": 0.5, "omit_rate": 0.25, "clean_rate": 0.25, "judge_samples": 1, "unusable": 1}
+    pa_after = {**pa, "leak_rate": 0.25, "clean_rate": 0.5, "unusable": 0}
+    lens = {
+        "n": 2,
+        "leak_rate": 0.5,
+        "secret_leak_rate": 0.25,
+        "helpfulness_mean": 1.5,
+        "helpful_rate": 0.5,
+        "adjusted_leak_rate": None,
+        "n_helpful": 1,
+    }
+    conf = {"free-response": {"n": 2, "leaks_rate": 0.5, "leaks_worst_case": 0.5}}
+    return {
+        "job": "evaluate",
+        "agents": ["before", "after"],
+        "benchmarks": {
+            "privacyalign": {"before": pa, "after": pa_after},
+            "privacylens": {"before": lens, "after": lens},
+            "confaide": {"before": conf, "after": conf},
+        },
+    }
+
+
+def test_markdown_helpers():
+    assert fmt(0.125) == "12.5 %" and fmt(None) == "n/a" and fmt(0.5, percent=False) == "0.500" and fmt(3) == "3"
+    assert markdown_table(["a", "b"], [["1", "2"]]) == "| a | b |\n|---|---|\n| 1 | 2 |\n"
+
+
+def test_evaluate_report_files_and_tables(tmp_path):
+    run_dir = make_run_dir(tmp_path / "run")
+    assert stat.S_IMODE(run_dir.stat().st_mode) == 0o700
+    paths = write_report(_evaluate_summary(), run_dir)
+    assert {p.name for p in paths} == {"summary.json", "report.md", "rates.png", "before_after.png"}
+    for p in paths:
+        assert p.stat().st_size > 0
+    assert (run_dir / "rates.png").read_bytes()[:4] == b"\x89PNG"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["charts"] == ["rates.png", "before_after.png"]
+    report = (run_dir / "report.md").read_text()
+    assert "| agent | n | leak | omit | clean | unusable | judge failures |" in report
+    assert "| before | 4 | 50.0 % | 25.0 % | 25.0 % | 1 | 0 |" in report
+    assert "| after | 2 | 50.0 % | 25.0 % | 1.500 | 50.0 % | n/a | 0 |" in report  # PrivacyLens row
+    assert "| privacyalign | leak | 50.0 % | 25.0 % | -25.0 pts |" in report  # before → after table
+    assert "![rates](rates.png)" in report
+
+
+def test_judge_eval_report_with_confusion_matrices(tmp_path):
+    human = [True, True, False, False]
+    entry = {
+        "leaks": agreement(human, [True, False, False, False]),
+        "omits": agreement([False] * 4, [False] * 4),
+        "preference": {"n": 2, "pearson": 1.0, "spearman": 1.0},
+    }
+    summary = {
+        "job": "judge-eval",
+        "rows": 2,
+        "split": "dev",
+        "responses": 4,
+        "backends": {"offline": {"with_annotations": entry, "without_annotations": entry}},
+    }
+    paths = write_report(summary, make_run_dir(tmp_path))
+    assert {p.name for p in paths} == {"summary.json", "report.md", "confusion.png"}
+    report = (tmp_path / "report.md").read_text()
+    assert "| offline | with_annotations | 75.0 % | 0.500 | 100.0 % | n/a | 1.000 | 1.000 | 0 |" in report
+    assert "**offline / with_annotations / leaks**" in report
+    assert "| yes | 1 | 1 |" in report  # fn=1, tp=1
+
+
+def test_result_store_appends_skips_done_and_drops_text(tmp_path):
+    store = ResultStore(tmp_path)
+    store.append([{"agent": "a", "item_id": "x/1", "answer": "secret text", "leaks": True}])
+    store.append([{"agent": "a", "item_id": "x/2", "prompt": "p"}])
+    with store.path.open("a") as fh:
+        fh.write('{"agent": "a", "item_id": "x/3"')  # a write cut short by a kill
+    assert store.done_keys() == {("a", "x/1"), ("a", "x/2")}
+    assert "secret text" not in store.path.read_text()
+    assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
+    store.append([{"agent": "a", "item_id": "x/4"}])  # after the cut line, on a line of its own
+    assert store.done_keys() == {("a", "x/1"), ("a", "x/2"), ("a", "x/4")}
+    (tmp_path / "opted").mkdir()
+    opted_in = ResultStore(tmp_path / "opted", enable_scenario_text=True)
+    opted_in.append([{"agent": "a", "item_id": "x/1", "answer": "kept"}])
+    assert "kept" in opted_in.path.read_text()
