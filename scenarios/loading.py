@@ -11,6 +11,7 @@ ones this repo's prompts and offline judge know, and rejecting them would drop r
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import logging
@@ -215,3 +216,42 @@ def load_data(cfg: DataConfig) -> LoadResult:
         hub_filename=cfg.hub_filename,
         revision=cfg.revision or None,
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Validate a scenario source and report counts; exit status 1 names the first bad file/line/field."""
+    parser = argparse.ArgumentParser(description="Validate PrivacyAlign rows (local JSONL/Parquet or hub id).")
+    parser.add_argument("source", nargs="?", default="", help="file path or hub dataset id; empty = bundled scenarios")
+    parser.add_argument("--split", choices=SPLITS, default="all", help="rows to keep: all, train or dev")
+    parser.add_argument("--skip-invalid", action="store_true", help="skip and count invalid rows instead of failing")
+    parser.add_argument("--max-rows", type=int, default=0, help="keep at most this many rows; 0 = all")
+    parser.add_argument("--hub-filename", default="data/train.jsonl", help="file inside the hub dataset (hub ids)")
+    args = parser.parse_args(argv)
+    cfg = DataConfig(
+        source=args.source,
+        split=args.split,
+        enable_skip_invalid=args.skip_invalid,
+        max_rows=args.max_rows,
+        hub_filename=args.hub_filename,
+    )
+    try:
+        result = load_data(cfg)
+    except (RowValidationError, ValueError, FileNotFoundError) as exc:
+        logger.error("%s", exc)
+        return 1
+    for error in result.errors:
+        logger.warning("skipped: %s", error)
+    logger.info(
+        "%s: %d valid rows (split=%s), %d skipped, %d with an unknown final action",
+        result.source,
+        len(result.rows),
+        cfg.split,
+        result.skipped,
+        result.unknown_final_actions,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    raise SystemExit(main())

@@ -99,8 +99,9 @@ class _ValidateBatch:
 def read_scenarios(cfg: DataConfig, *, records_per_block: int = 1024) -> ray.data.Dataset:
     """A lazy, streaming Dataset of validated rows for `cfg` (file, directory of shards, or hub id).
 
-    Nothing is read until the dataset is consumed (iter_batches, streaming_split, materialize); a
-    RowValidationError then surfaces from the consuming call unless `cfg.enable_skip_invalid`.
+    Nothing is read until the dataset is consumed (iter_batches, streaming_split, materialize). An
+    invalid record then fails the consuming call unless `cfg.enable_skip_invalid`: Ray wraps the
+    RowValidationError in a RayTaskError whose message keeps its "file:line: field '...'" text.
     """
     in_split("", cfg.split)
     source = cfg.resolved_source()

@@ -135,3 +135,15 @@ def test_data_config_defaults_to_bundled_and_checks_fields() -> None:
         DataConfig(max_rows=-1)
     with pytest.raises(ValueError, match="data.hub_filename"):
         DataConfig(hub_filename="data/train.csv")
+
+
+def test_cli_reports_bad_line_and_skip_counts(tmp_path: Path, raw_rows: list[dict], caplog) -> None:
+    from scenarios.loading import main
+
+    path = _write_jsonl(tmp_path / "rows.jsonl", [json.dumps(raw_rows[0]), "{broken"])
+    assert main([str(path)]) == 1
+    assert f"{path}:2: field '<row>': malformed JSON" in caplog.text
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        assert main([str(path), "--skip-invalid"]) == 0
+    assert "1 valid rows (split=all), 1 skipped" in caplog.text
