@@ -49,7 +49,8 @@ PLACES = (
     "the Blue Door Studio",
     "Pine Library",
 )
-MONTHS = ("March", "April", "May", "June", "September", "October")
+# Month name → number (the calendar action's start_time needs the number).
+MONTHS = {"March": 3, "April": 4, "May": 5, "June": 6, "September": 9, "October": 10}
 EXTRAS = (
     "lunch is provided",
     "parking is free",
@@ -104,7 +105,8 @@ class _Cast:
     third: str
     relationship: str
     event: str
-    date: str
+    month: str
+    day: int
     place: str
     extra: str
     fact: str
@@ -121,6 +123,10 @@ class _Cast:
         return self.recipient.split()[0]
 
     @property
+    def date(self) -> str:
+        return f"{self.month} {self.day}"
+
+    @property
     def handle(self) -> str:
         return self.recipient.lower().replace(" ", ".")
 
@@ -134,13 +140,7 @@ def _body(cast: _Cast, audience: str, *, leak: bool) -> str:
     return " ".join(parts)
 
 
-def _month_number(date: str) -> int:
-    return ("January February March April May June July August September October November December".split()).index(
-        date.split()[0]
-    ) + 1
-
-
-# Final action → (toolkit, recipient label, arguments builder, instruction channel). The builders keep
+# Final action → (toolkit, channel phrase for the instruction, arguments builder). The builders keep
 # addresses in address-like keys (to, recipient, title, …) and the facts in one free-text field.
 def _gmail(cast: _Cast, body: str) -> dict[str, Any]:
     return {"to": f"{cast.handle}@example.com", "subject": f"{cast.event.capitalize()} details", "body": body}
@@ -159,10 +159,9 @@ def _notion(cast: _Cast, body: str) -> dict[str, Any]:
 
 
 def _calendar(cast: _Cast, body: str) -> dict[str, Any]:
-    day = int(cast.date.split()[1])
     return {
         "event_name": cast.event.capitalize(),
-        "start_time": f"2026-{_month_number(cast.date):02d}-{day:02d} 10:00",
+        "start_time": f"2026-{MONTHS[cast.month]:02d}-{cast.day:02d} 10:00",
         "attendees": [f"{cast.handle}@example.com"],
         "content": body,
     }
@@ -195,7 +194,8 @@ def _draw_cast(rng: random.Random) -> _Cast:
         third=first[2],
         relationship=rng.choice(RELATIONSHIPS),
         event=rng.choice(EVENTS),
-        date=f"{rng.choice(MONTHS)} {rng.randint(2, 28)}",
+        month=rng.choice(tuple(MONTHS)),
+        day=rng.randint(2, 28),
         place=rng.choice(PLACES),
         extra=rng.choice(EXTRAS),
         fact=fact,
