@@ -220,31 +220,23 @@ def _trajectory(cast: _Cast, source: tuple[str, str, dict[str, Any], _Wrap]) -> 
     ]
     events = [
         {
-            "event_type": "tool_use",
+            "event_type": event_type,
             "tool_name": tool,
-            "payload_json": json.dumps(tool_input),
-            "id": "ev0",
-            "index": 0,
+            "payload_json": json.dumps(payload),
+            "id": f"ev{index}",
+            "index": index,
             "tool_use_id": "tu_1",
-        },
-        {
-            "event_type": "tool_result",
-            "tool_name": tool,
-            "payload_json": json.dumps(result),
-            "id": "ev1",
-            "index": 1,
-            "tool_use_id": "tu_1",
-        },
+        }
+        for index, (event_type, payload) in enumerate((("tool_use", tool_input), ("tool_result", result)))
     ]
     return "\n".join(json.dumps(line) for line in lines), events
 
 
 def _reference(action: str, arguments: dict[str, Any], label: str) -> dict[str, Any]:
-    arguments_json = json.dumps(arguments)
     return {
         "action_raw": json.dumps({"type": "tool_use", "name": action, "arguments": arguments}),
         "action_type": "tool_use",
-        "arguments_json": arguments_json,
+        "arguments_json": json.dumps(arguments),
         "tool_name": action,
         "model": "bundled-template",
         "model_label": label,

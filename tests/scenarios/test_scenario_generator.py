@@ -88,6 +88,14 @@ def test_preference_aggregates_hand_computed() -> None:
     assert preference_aggregates([{"preference": "unsure"}])[1] == "unsure"
 
 
+def test_preference_aggregates_match_hand_written_hub_rows() -> None:
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "privacyalign" / "example_rows.jsonl"
+    for line in fixture.read_text(encoding="utf-8").splitlines():
+        raw = json.loads(line)
+        if raw["annotations"]:  # the second example row lists counts without annotation entries
+            assert preference_aggregates(raw["annotations"]) == (raw["preference_counts"], raw["majority_bucket"])
+
+
 def test_fact_mentioned_normalises_case_and_whitespace() -> None:
     assert fact_mentioned("Chemotherapy  next\nweek", "dana has chemotherapy next week.")
     assert not fact_mentioned("chemotherapy next week", "chemotherapy next month")
