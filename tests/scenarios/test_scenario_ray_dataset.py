@@ -20,9 +20,13 @@ FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "privacyalign" / "e
 def ray_local() -> Iterator[None]:
     import ray
 
-    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    # Reuse a cluster another module left running; only shut down the one started here.
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
     yield
-    ray.shutdown()
+    if started:
+        ray.shutdown()
 
 
 @pytest.mark.slow
