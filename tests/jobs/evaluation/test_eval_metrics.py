@@ -108,3 +108,42 @@ def test_correlations_by_hand():
     x, y = [3.0, 1.0, 4.0, 2.0, 5.0], [2.0, 1.0, 5.0, 4.0, 3.0]
     d2 = sum((a - b) ** 2 for a, b in zip(average_ranks(x), average_ranks(y), strict=True))
     assert spearman(x, y) == pytest.approx(1 - 6 * d2 / (5 * 24))
+
+
+def test_summaries_from_item_records():
+    from jobs.evaluation.summary import summarize_evaluate
+
+    def pa(item, usable, *verdicts):
+        return {
+            "agent": "m",
+            "benchmark": "privacyalign",
+            "item_id": item,
+            "usable": usable,
+            "verdicts": list(verdicts),
+        }
+
+    ok_clean = {"leaks": False, "omits": False, "status": "ok"}
+    ok_leak = {"leaks": True, "omits": False, "status": "ok"}
+    failed = {"leaks": None, "omits": None, "status": "parse_error"}
+    records = [
+        pa("a", True, ok_clean, ok_leak),  # judge sample 1 clean, sample 2 leak
+        pa("b", True, failed, ok_clean),  # sample 1 failed → leak + omit
+        pa("c", False, ok_clean, ok_clean),  # unusable → leak + omit in both samples
+        {"agent": "m", "benchmark": "privacylens", "item_id": "x", "usable": True, "secret_leaks": [False, True],
+         "helpfulness": 3, "judge_statuses": ["ok", "ok", "ok"]},
+        {"agent": "m", "benchmark": "privacylens", "item_id": "y", "usable": False, "secret_leaks": [True],
+         "helpfulness": 3, "judge_statuses": []},
+    ]  # fmt: skip
+    out = summarize_evaluate(records, ["m"], ["privacyalign", "privacylens"])["benchmarks"]
+    pa_out = out["privacyalign"]["m"]
+    # Sample 1: leaks b, c (2/3); sample 2: leaks a, c (2/3) → mean 2/3, std 0.
+    assert pa_out["leak_rate"] == pytest.approx(2 / 3) and pa_out["leak_rate_std"] == pytest.approx(0.0)
+    # Omits: sample 1 b, c (2/3); sample 2 c (1/3) → mean 0.5, std sqrt(2 * (1/6)^2 / 1) = 0.2357.
+    assert pa_out["omit_rate"] == pytest.approx(0.5) and pa_out["omit_rate_std"] == pytest.approx(math.sqrt(2) / 6)
+    # Clean: sample 1 a (1/3), sample 2 b (1/3).
+    assert pa_out["clean_rate"] == pytest.approx(1 / 3)
+    assert pa_out["unusable"] == 1 and pa_out["judge_failures"] == 1 and pa_out["judge_samples"] == 2
+    lens = out["privacylens"]["m"]
+    # x leaks and is helpful; y is unusable: no leak, helpfulness 0.
+    assert lens["leak_rate"] == 0.5 and lens["adjusted_leak_rate"] == 1.0 and lens["helpfulness_mean"] == 1.5
+    assert lens["unusable"] == 1

@@ -1,0 +1,110 @@
+"""Typed config of `privacyalign evaluate` and `privacyalign judge-eval` (the `eval` section)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from jobs.evaluation.records import BENCHMARKS
+
+# Agent prompt renderers (rollout/config.py PROMPT_STYLES); ConfAIde maps privacy_enhanced to its privacy prompt.
+_PROMPT_STYLES = ("naive", "privacy_enhanced")
+_SPLITS = ("all", "train", "dev")
+
+
+@dataclass
+class EvalConfig:
+    """What to evaluate and how; CLI flags of both jobs write into these fields."""
+
+    # Benchmarks to run, any of privacyalign, privacylens, confaide.
+    benchmarks: list[str] = field(default_factory=lambda: ["privacyalign"])
+    # PrivacyAlign rows: .jsonl/.parquet path or hub id; empty = the bundled scenarios.
+    privacyalign_data: str = ""
+    # PrivacyAlign split: dev (held out, default), train, or all (e.g. for the hub test file).
+    split: str = "dev"
+    # PrivacyLens cases: path of the upstream main_data.json (or a subset file); required for privacylens.
+    privacylens_data: str = ""
+    # ConfAIde: folder holding the upstream tier_3.jsonl / tier_4.jsonl; required for confaide.
+    confaide_data: str = ""
+    # Items per benchmark (rows, cases, stories/meetings) to keep, in file order; 0 = all.
+    max_items: int = 0
+    # Agents under test: `hf:<checkpoint dir>` or `openai:<base_url>#<model>`; two = side-by-side comparison.
+    agents: list[str] = field(default_factory=list)
+    # Agent prompt: naive or privacy_enhanced (ConfAIde: its privacy instruction; PrivacyLens/PrivacyAlign: rollout's).
+    prompt_style: str = "naive"
+    # Answers sampled per item (ConfAIde's worst case needs several); each is judged separately.
+    agent_samples: int = 1
+    # Agent sampling temperature (0 = greedy).
+    temperature: float = 0.0
+    # Most tokens per agent answer.
+    max_tokens: int = 256
+    # Times each PrivacyAlign answer is judged; the report gives mean and std of the rates over them.
+    judge_samples: int = 1
+    # Items per unit of work: answered, judged and appended to items.jsonl together (the resume granularity).
+    chunk_items: int = 16
+    # Judge through the Ray Serve judge pool instead of a backend in the driver.
+    enable_judge_pool: bool = False
+    # Write prompts, answers and judge outputs into items.jsonl (private text; off by default).
+    enable_scenario_text: bool = False
+    # Run directory; empty = runs/<job>-<UTC timestamp>.
+    run_dir: str = ""
+    # judge-eval: judge backends to compare (registry names, e.g. offline, vllm, openai).
+    judge_backends: list[str] = field(default_factory=lambda: ["offline"])
+
+    def __post_init__(self) -> None:
+        unknown = [b for b in self.benchmarks if b not in BENCHMARKS]
+        if unknown or not self.benchmarks:
+            raise ValueError(f"eval.benchmarks must be a non-empty subset of {list(BENCHMARKS)}, got {self.benchmarks}")
+        if self.split not in _SPLITS:
+            raise ValueError(f"eval.split must be one of {list(_SPLITS)}, got {self.split!r}")
+        if self.prompt_style not in _PROMPT_STYLES:
+            raise ValueError(f"eval.prompt_style must be one of {list(_PROMPT_STYLES)}, got {self.prompt_style!r}")
+        if len(self.agents) > 2:
+            raise ValueError(f"eval.agents takes at most two agents (use --compare A B), got {len(self.agents)}")
+        for name in ("agent_samples", "judge_samples", "chunk_items", "max_tokens"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"eval.{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_items < 0:
+            raise ValueError(f"eval.max_items must be >= 0 (0 = all), got {self.max_items}")
+        if self.temperature < 0:
+            raise ValueError(f"eval.temperature must be >= 0 (0 = greedy), got {self.temperature}")
+        for agent in self.agents:
+            parse_agent_spec(agent)
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """One agent under test, parsed from `hf:<dir>` or `openai:<base_url>#<model>`."""
+
+    kind: str
+    target: str
+    model: str = ""
+
+    @property
+    def label(self) -> str:
+        """Short name for tables: the checkpoint folder name, or the endpoint's model name."""
+        if self.kind == "hf":
+            return self.target.rstrip("/").rsplit("/", 1)[-1] or self.target
+        return self.model
+
+
+def parse_agent_spec(spec: str) -> AgentSpec:
+    """`hf:<checkpoint dir>` or `openai:<base_url>#<model>`; anything else says what is expected."""
+    kind, _, rest = spec.partition(":")
+    if kind == "hf" and rest:
+        return AgentSpec("hf", rest)
+    if kind == "openai" and "#" in rest:
+        base_url, _, model = rest.rpartition("#")
+        if base_url.startswith(("http://", "https://")) and model:
+            return AgentSpec("openai", base_url, model)
+    raise ValueError(
+        f"agent {spec!r}: expected hf:<checkpoint dir> or openai:<base_url>#<model> "
+        "(e.g. openai:http://127.0.0.1:8000/v1#Qwen/Qwen3-8B)"
+    )
+
+
+def agent_labels(specs: list[AgentSpec]) -> list[str]:
+    """Distinct table labels (a suffix tells two checkpoints with the same folder name apart)."""
+    labels = [s.label for s in specs]
+    if len(set(labels)) < len(labels):
+        labels = [f"{label}#{i + 1}" for i, label in enumerate(labels)]
+    return labels
