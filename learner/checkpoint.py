@@ -1,0 +1,218 @@
+"""Learner checkpoints: one directory a step that is both an HF model and a resumable training state.
+
+Layout of `<checkpoint_dir>/step_000010/`:
+
+* `config.json`, `model.safetensors`, tokenizer files: the full policy in HF format, so
+  `transformers` and `vllm` load the directory as-is;
+* `deepspeed/`: DeepSpeed's optimizer, scheduler and (partitioned) parameter state, one file per rank;
+* `rng/rank_<i>.pt`: every rank's Python / NumPy / torch RNG states;
+* `learner_state.json`: step, the trainer's data cursor, and the resolved run config.
+
+A checkpoint is written into a hidden temporary directory and renamed into place only when every rank
+has finished and every file is fsynced, so a directory without the dot prefix is always complete
+(`latest_checkpoint` never sees a half-written one). Saving and loading are collective over ranks and
+assume a filesystem all ranks share.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import shutil
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from learner.weight_export import iter_full_parameters
+
+if TYPE_CHECKING:
+    from learner.engine import LearnerEngine
+
+logger = logging.getLogger(__name__)
+
+STATE_FILE = "learner_state.json"
+DEEPSPEED_DIR = "deepspeed"
+DEEPSPEED_TAG = "state"
+# Files copied from the starting model so the checkpoint is a self-contained HF model.
+_TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.json",
+    "merges.txt",
+    "tokenizer.model",
+    "chat_template.jinja",
+    "chat_template.json",
+    "generation_config.json",
+)
+
+
+def checkpoint_name(step: int) -> str:
+    """Directory name of the checkpoint after `step` optimizer steps."""
+    return f"step_{step:06d}"
+
+
+def _read_state(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((path / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def list_checkpoints(directory: str | Path) -> list[tuple[int, Path]]:
+    """Complete checkpoints under `directory` as (step, path), oldest first; temporaries are skipped."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    found = []
+    for path in directory.iterdir():
+        state = None if path.name.startswith(".") or not path.is_dir() else _read_state(path)
+        if state is not None:
+            found.append((int(state["step"]), path))
+    return sorted(found)
+
+
+def latest_checkpoint(directory: str | Path) -> Path | None:
+    """The complete checkpoint with the highest step under `directory`, or None."""
+    found = list_checkpoints(directory)
+    return found[-1][1] if found else None
+
+
+def _fsync_tree(root: Path) -> None:
+    """chmod owner-only and fsync every file and directory under `root` (files first, then dirs)."""
+    for dirpath, _, filenames in os.walk(root, topdown=False):
+        for name in filenames:
+            file = Path(dirpath) / name
+            file.chmod(0o600)
+            fd = os.open(file, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        Path(dirpath).chmod(0o700)
+        _fsync_dir(Path(dirpath))
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(
+    learner: LearnerEngine, path: str | Path, cursor: dict[str, Any], config: dict[str, Any], keep_last: int
+) -> Path:
+    """Write a complete checkpoint to `path` atomically (collective: every rank calls it).
+
+    Args:
+        learner: this rank's engine.
+        path: final directory (usually `<checkpoint_dir>/<checkpoint_name(step)>`); replaced if present.
+        cursor: the trainer's data position (JSON-serialisable), returned unchanged by `load_checkpoint`.
+        config: the resolved run config (JSON-serialisable), stored for the record.
+        keep_last: after writing, delete older complete checkpoints beside `path` beyond this many (0 = none).
+
+    Returns:
+        The final path.
+    """
+    path = Path(path).absolute()
+    rank = learner.rank
+    names: list[Any] = [None]
+    if rank == 0:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir(mode=0o700)
+        names = [str(tmp)]
+    dist.broadcast_object_list(names, src=0)
+    tmp = Path(names[0])
+
+    # Full HF weights: every rank joins the ZeRO-3 gathers, rank 0 keeps the tensors.
+    state_dict = {}
+    for name, tensor in iter_full_parameters(
+        learner.engine.module, learner.cfg.zero_stage, learner.cfg.export_bucket_mb
+    ):
+        if rank == 0:
+            state_dict[name] = tensor
+    if rank == 0:
+        learner.engine.module.save_pretrained(tmp, state_dict=state_dict)
+        for name in _TOKENIZER_FILES:
+            source = Path(learner.cfg.model_path) / name
+            if source.is_file():
+                shutil.copyfile(source, tmp / name)
+        del state_dict
+    learner.engine.save_checkpoint(str(tmp / DEEPSPEED_DIR), tag=DEEPSPEED_TAG, save_latest=False)
+    (tmp / "rng").mkdir(mode=0o700, exist_ok=True)
+    torch.save(_rng_state(), tmp / "rng" / f"rank_{rank}.pt")
+    dist.barrier()
+
+    if rank == 0:
+        state = {"step": learner.step, "world_size": learner.world_size, "cursor": cursor, "config": config}
+        (tmp / STATE_FILE).write_text(json.dumps(state, indent=2, sort_keys=True))
+        _fsync_tree(tmp)
+        old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
+        if path.exists():
+            path.rename(old)
+        tmp.rename(path)
+        _fsync_dir(path.parent)
+        shutil.rmtree(old, ignore_errors=True)
+        if keep_last > 0:
+            for _, stale in list_checkpoints(path.parent)[:-keep_last]:
+                if stale != path:
+                    shutil.rmtree(stale, ignore_errors=True)
+        logger.info("checkpoint step %d written to %s", learner.step, path)
+    dist.barrier()
+    return path
+
+
+def load_checkpoint(learner: LearnerEngine, path: str | Path) -> dict[str, Any]:
+    """Restore parameters, optimizer and scheduler state, RNG states and the step (collective).
+
+    Returns:
+        The stored `{"step", "world_size", "cursor", "config"}`.
+
+    Raises:
+        ValueError: `path` is not a complete checkpoint, or was written by a different number of ranks
+            (ZeRO partitions are per rank).
+    """
+    path = Path(path)
+    state = _read_state(path)
+    if state is None:
+        raise ValueError(f"{path} is not a complete learner checkpoint (no readable {STATE_FILE})")
+    if state["world_size"] != learner.world_size:
+        raise ValueError(
+            f"{path} was written by {state['world_size']} learner ranks, this group has {learner.world_size}; "
+            "resume with learner.num_ranks equal to the saved value"
+        )
+    load_path, _ = learner.engine.load_checkpoint(
+        str(path / DEEPSPEED_DIR), tag=DEEPSPEED_TAG, load_optimizer_states=True, load_lr_scheduler_states=True
+    )
+    if load_path is None:
+        raise ValueError(f"DeepSpeed found no state under {path / DEEPSPEED_DIR}")
+    _set_rng_state(torch.load(path / "rng" / f"rank_{learner.rank}.pt", weights_only=False))
+    learner.step = int(state["step"])
+    dist.barrier()
+    logger.info("resumed learner step %d from %s", learner.step, path)
+    return state

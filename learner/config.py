@@ -1,0 +1,95 @@
+"""The learner's own settings (DESIGN.md §1.4): DeepSpeed engine, optimiser, loss, KL, checkpoints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from learner.kl import check_kl_estimator
+from learner.losses import get_policy_loss
+
+BACKENDS = ("auto", "gloo", "nccl")
+PRECISIONS = ("fp32", "bf16")
+
+
+@dataclass
+class LearnerConfig:
+    """Everything one data-parallel group of LearnerActors needs; the trainer passes only this section."""
+
+    # HF-format checkpoint directory the policy (and the frozen reference) start from.
+    model_path: str = ""
+    # Data-parallel learner ranks (one LearnerActor each, one torch.distributed process group).
+    num_ranks: int = 1
+    # DeepSpeed ZeRO stage: 2 shards optimizer state + gradients, 3 also shards parameters.
+    zero_stage: int = 3
+    # Keep optimizer state (and its step) on the CPU via DeepSpeed's offload; frees GPU memory on GPUs.
+    enable_cpu_offload: bool = False
+    # Compute precision: fp32 (CPU default; bf16 matmuls are slow or missing on CPUs) or bf16 (GPUs).
+    precision: str = "fp32"
+    # Peak AdamW learning rate (paper: 1e-6 – 2e-6 on 4B–8B models).
+    lr: float = 1e-6
+    # AdamW decoupled weight decay (paper: 0.01).
+    weight_decay: float = 0.01
+    # AdamW (beta1, beta2).
+    betas: tuple[float, float] = (0.9, 0.999)
+    # AdamW epsilon.
+    eps: float = 1e-8
+    # Global gradient-norm clip (paper: 1.0); 0 disables clipping.
+    grad_clip: float = 1.0
+    # Optimizer steps of linear warm-up from 0 to `lr`, then constant.
+    warmup_steps: int = 0
+    # Token budget of one micro-batch per rank (prompt + completion tokens, padded length × rows).
+    micro_batch_tokens: int = 4096
+    # Policy loss by registered name: `sapo` (paper), `vanilla` (−r·A) or `clipped` (PPO/GRPO surrogate).
+    loss: str = "sapo"
+    # `clipped` only: the ratio is clipped below at 1 − clip_eps_low.
+    clip_eps_low: float = 0.2
+    # `clipped` only: the ratio is clipped above at 1 + clip_eps_high.
+    clip_eps_high: float = 0.28
+    # β of the β·KL(π‖π_ref) penalty (paper: 0.002); 0 skips the reference model entirely.
+    kl_coef: float = 0.002
+    # `full`: exact full-vocabulary KL from both models' logits (paper); `k3`: sampled-token estimator.
+    kl_estimator: str = "full"
+    # Full KL: token positions per tile (bounds the KL's extra memory together with kl_vocab_chunk).
+    kl_position_chunk: int = 1024
+    # Full KL: vocabulary entries per tile.
+    kl_vocab_chunk: int = 16384
+    # Directory checkpoints are written under (step_000010/, …); empty = the trainer's run dir decides.
+    checkpoint_dir: str = ""
+    # Checkpoints kept on disk; older ones are deleted after a newer one is complete (0 = keep all).
+    checkpoint_keep_last: int = 2
+    # Seed of torch RNGs on every rank (dropout, if any); all ranks share it so parameters start equal.
+    seed: int = 0
+    # torch.distributed backend: `auto` picks nccl when CUDA is available, gloo otherwise.
+    backend: str = "auto"
+    # Tensor bytes per weight-sync bucket (ZeRO-3 gathers one bucket of parameters at a time).
+    export_bucket_mb: int = 256
+
+    def __post_init__(self) -> None:
+        if self.num_ranks < 1:
+            raise ValueError(f"learner.num_ranks must be >= 1, got {self.num_ranks}")
+        if self.zero_stage not in (2, 3):
+            raise ValueError(f"learner.zero_stage must be 2 or 3, got {self.zero_stage}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"learner.precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"learner.backend must be one of {list(BACKENDS)}, got {self.backend!r}")
+        get_policy_loss(self.loss)
+        check_kl_estimator(self.kl_estimator)
+        self.betas = (float(self.betas[0]), float(self.betas[1]))
+        if not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ValueError(f"learner.betas must lie in [0, 1), got {self.betas}")
+        for name in ("lr", "micro_batch_tokens", "kl_position_chunk", "kl_vocab_chunk", "export_bucket_mb", "eps"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"learner.{name} must be > 0, got {getattr(self, name)}")
+        for name in ("weight_decay", "grad_clip", "warmup_steps", "kl_coef", "checkpoint_keep_last"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"learner.{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("clip_eps_low", "clip_eps_high"):
+            if not 0.0 < getattr(self, name) < 1.0:
+                raise ValueError(f"learner.{name} must lie in (0, 1), got {getattr(self, name)}")
+
+    def resolved_backend(self, cuda_available: bool) -> str:
+        """The torch.distributed backend to use on this machine."""
+        if self.backend == "auto":
+            return "nccl" if cuda_available else "gloo"
+        return self.backend

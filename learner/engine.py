@@ -1,0 +1,235 @@
+"""One data-parallel learner rank: a DeepSpeed engine around an HF causal LM, plus the frozen reference.
+
+`LearnerEngine.train_step` turns this rank's shard of a scored TrajectoryBatch into one optimizer
+step (DESIGN.md §1.4). Every rank calls it once per step, even with an empty shard, because ZeRO's
+gradient reductions and the token-count all-reduce are collectives: ranks agree on the number of
+micro-batches first and pad with zero-weight dummies.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+from typing import Any
+
+import deepspeed
+import numpy as np
+import torch
+import torch.distributed as dist
+from transformers import AutoModelForCausalLM
+
+from learner.config import LearnerConfig
+from learner.kl import full_reverse_kl, k3_kl
+from learner.losses import LossParams, policy_loss
+from learner.micro_batch import MicroBatch, dummy_sample, pad_micro_batch, split_by_token_budget, token_logprobs
+from learner.weight_export import iter_full_parameters
+from rollout.batch import TrajectoryBatch
+
+logger = logging.getLogger(__name__)
+
+# Per-step sums all-reduced across ranks, in this order; metrics are ratios of them.
+_SUMS = ("policy_loss", "kl", "ratio", "clipped", "tokens", "samples")
+
+
+def deepspeed_config(cfg: LearnerConfig, *, with_optimizer: bool) -> dict[str, Any]:
+    """The DeepSpeed config dict for the policy (`with_optimizer`) or the frozen reference model.
+
+    Gradient accumulation is unmanaged: a step has as many micro-batches as its token budget
+    needs, `backward` accumulates and `step` is the boundary, so the micro-batch count may change
+    from step to step without rebuilding the engine.
+    """
+    zero: dict[str, Any] = {"stage": cfg.zero_stage}
+    if cfg.zero_stage == 3:
+        # Keep gathered parameters only for the module being run: bounded memory at any model size.
+        zero.update({"stage3_param_persistence_threshold": 0, "stage3_max_live_parameters": 10**8})
+    config: dict[str, Any] = {
+        "train_micro_batch_size_per_gpu": 1,
+        "gradient_accumulation_steps": 1,
+        "zero_optimization": zero,
+        "bf16": {"enabled": cfg.precision == "bf16"},
+        "steps_per_print": 10**9,
+        "wall_clock_breakdown": False,
+    }
+    if not with_optimizer:
+        return config
+    config["managed_gradient_accumulation"] = False
+    if cfg.enable_cpu_offload:
+        zero["offload_optimizer"] = {"device": "cpu", "pin_memory": torch.cuda.is_available()}
+    config["optimizer"] = {
+        "type": "AdamW",
+        "params": {"lr": cfg.lr, "betas": list(cfg.betas), "eps": cfg.eps, "weight_decay": cfg.weight_decay},
+    }
+    if cfg.grad_clip > 0:
+        config["gradient_clipping"] = cfg.grad_clip
+    if cfg.warmup_steps > 0:
+        # WarmupLR holds warmup_max_lr after warm-up: the paper's warm-up + constant schedule.
+        config["scheduler"] = {
+            "type": "WarmupLR",
+            "params": {
+                "warmup_min_lr": 0.0,
+                "warmup_max_lr": cfg.lr,
+                "warmup_num_steps": cfg.warmup_steps,
+                "warmup_type": "linear",
+            },
+        }
+    return config
+
+
+class LearnerEngine:
+    """The policy's DeepSpeed engine and the frozen reference model on one rank.
+
+    The caller has set up nothing: the constructor joins the torch.distributed group through
+    `deepspeed.init_distributed` (rank 0's address as the TCP rendezvous), loads the HF checkpoint
+    in float32 on every rank, and lets DeepSpeed partition it.
+    """
+
+    def __init__(self, cfg: LearnerConfig, rank: int, world_size: int, master_addr: str, master_port: int):
+        if world_size != cfg.num_ranks:
+            raise ValueError(f"world_size={world_size} but learner.num_ranks={cfg.num_ranks}; they must match")
+        self.cfg, self.rank, self.world_size = cfg, rank, world_size
+        backend = cfg.resolved_backend(torch.cuda.is_available())
+        # DeepSpeed reads these for its own bookkeeping; each actor sees exactly its own device(s).
+        os.environ.update(
+            RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK="0", LOCAL_SIZE="1",
+            MASTER_ADDR=master_addr, MASTER_PORT=str(master_port),
+        )  # fmt: skip
+        deepspeed.init_distributed(
+            dist_backend=backend, init_method=f"tcp://{master_addr}:{master_port}", rank=rank, world_size=world_size
+        )
+        self._seed(cfg.seed)
+        self.device = torch.device(deepspeed.get_accelerator().current_device_name())
+        ds_config = deepspeed_config(cfg, with_optimizer=True)
+        # Each rank loads the whole float32 model on the CPU and deepspeed.initialize partitions it.
+        # (Partitioned loading via transformers' HfDeepSpeedConfig needs `accelerate`, not a dependency.)
+        model = AutoModelForCausalLM.from_pretrained(cfg.model_path, dtype=torch.float32)
+        self.engine, *_ = deepspeed.initialize(model=model, config=ds_config, model_parameters=model.parameters())
+        self.ref = self._load_reference() if cfg.kl_coef > 0 else None
+        self.loss_params = LossParams(cfg.clip_eps_low, cfg.clip_eps_high)
+        self.step = 0
+        logger.info(
+            "learner rank %d/%d ready (ZeRO-%d, %s, %s)", rank, world_size, cfg.zero_stage, backend, self.device
+        )
+
+    @staticmethod
+    def _seed(seed: int) -> None:
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+
+    def _load_reference(self) -> torch.nn.Module:
+        """The frozen reference policy for the KL term, loaded once.
+
+        ZeRO-3 partitions it like the policy (an optimizer-less DeepSpeed engine) so it never exists
+        whole on one rank. Under ZeRO-2 the policy's parameters are replicated on every rank anyway
+        and ZeRO-2 only shards optimizer state and gradients, which a frozen model has none of: a
+        plain eval-mode module in the compute dtype is exactly what ZeRO-2 would hold.
+        """
+        model = AutoModelForCausalLM.from_pretrained(self.cfg.model_path, dtype=torch.float32)
+        model.requires_grad_(False).eval()
+        if self.cfg.zero_stage == 3:
+            ref, *_ = deepspeed.initialize(model=model, config=deepspeed_config(self.cfg, with_optimizer=False))
+            return ref
+        dtype = torch.bfloat16 if self.cfg.precision == "bf16" else torch.float32
+        return model.to(device=self.device, dtype=dtype)
+
+    # ---- training ---------------------------------------------------------------------------------
+    def _forward(self, model: torch.nn.Module, mb: MicroBatch) -> torch.Tensor:
+        """Logits [b, C, V] predicting the completion tokens (position t's logits predict token t+1)."""
+        keep = torch.arange(mb.prompt_len - 1, mb.input_ids.shape[1] - 1, device=mb.input_ids.device)
+        out = model(
+            input_ids=mb.input_ids,
+            attention_mask=mb.attention_mask,
+            position_ids=mb.position_ids,
+            logits_to_keep=keep,
+            use_cache=False,
+        )
+        return out.logits
+
+    def _micro_step(self, mb: MicroBatch, scale: float) -> torch.Tensor:
+        """Forward + backward of one micro-batch; returns this micro-batch's sums (see _SUMS)."""
+        logits = self._forward(self.engine, mb)
+        logprobs = token_logprobs(logits, mb.targets)
+        out = policy_loss(self.cfg.loss, logprobs, mb.old_logprobs, mb.advantages, mb.mask, self.loss_params)
+        kl_sum = torch.zeros((), device=logits.device)
+        if self.ref is not None:
+            with torch.no_grad():
+                ref_logits = self._forward(self.ref, mb)
+            if self.cfg.kl_estimator == "full":
+                kl = full_reverse_kl(logits, ref_logits, self.cfg.kl_position_chunk, self.cfg.kl_vocab_chunk)
+            else:
+                kl = k3_kl(logprobs, token_logprobs(ref_logits, mb.targets))
+            kl_sum = (kl * mb.mask).sum()
+        loss = out.loss_sum + self.cfg.kl_coef * kl_sum
+        # DeepSpeed averages gradients over ranks; × world_size turns that into a sum over the global batch.
+        self.engine.backward(loss * scale, scale_wrt_gas=False)
+        return torch.stack(
+            [out.loss_sum.detach(), kl_sum.detach(), out.ratio_sum, out.clipped_tokens, out.num_tokens]
+        ).float()
+
+    def train_step(self, shard: TrajectoryBatch) -> dict[str, float]:
+        """One optimizer step on this rank's shard of a scored batch (collective over all ranks).
+
+        Invalid samples are dropped; the summed loss of the rest is divided by the number of action
+        tokens in the global batch, so the update does not depend on how samples are sharded.
+
+        Returns:
+            Global metrics (identical on every rank): loss terms per action token, mean ratio, clip
+            fraction, gradient norm, learning rate, token counts and throughput.
+        """
+        if len(shard) and not shard.is_scored:
+            raise ValueError("train_step needs a scored batch (TrajectoryBatch.with_scores)")
+        start = time.perf_counter()
+        valid = [i for i, ok in enumerate(shard.valid or []) if ok]
+        micro_batches = split_by_token_budget(shard.select(valid), self.cfg.micro_batch_tokens) if valid else []
+        counts = torch.tensor([shard.select(valid).num_action_tokens, len(micro_batches)], dtype=torch.float64)
+        dist.all_reduce(counts[:1])
+        dist.all_reduce(counts[1:], op=dist.ReduceOp.MAX)
+        global_tokens, num_micro = int(counts[0]), int(counts[1])
+        if global_tokens == 0:
+            # No valid action token on any rank: every rank skips together, nothing to learn from.
+            logger.warning("learner step %d skipped: no valid action tokens in the global batch", self.step)
+            return {"learner/skipped": 1.0, "learner/action_tokens": 0.0}
+        self.engine.train()
+        sums = torch.zeros(len(_SUMS), dtype=torch.float64)
+        padded_tokens = 0
+        scale = self.world_size / global_tokens
+        for i in range(num_micro):
+            part = micro_batches[i] if i < len(micro_batches) else dummy_sample()
+            mb = pad_micro_batch(part, self.device)
+            padded_tokens += mb.num_tokens if i < len(micro_batches) else 0
+            sums[:5] += self._micro_step(mb, scale).double().cpu()
+        sums[5] = len(valid)
+        self.engine.step()
+        self.step += 1
+        throughput = torch.tensor([padded_tokens, time.perf_counter() - start], dtype=torch.float64)
+        dist.all_reduce(sums)
+        dist.all_reduce(throughput[:1])
+        dist.all_reduce(throughput[1:], op=dist.ReduceOp.MAX)
+        total = dict(zip(_SUMS, sums.tolist(), strict=True))
+        grad_norm = self.engine.get_global_grad_norm()
+        return {
+            "learner/loss": (total["policy_loss"] + self.cfg.kl_coef * total["kl"]) / global_tokens,
+            "learner/policy_loss": total["policy_loss"] / global_tokens,
+            "learner/kl": total["kl"] / global_tokens,
+            "learner/ratio_mean": total["ratio"] / global_tokens,
+            "learner/clip_fraction": total["clipped"] / global_tokens,
+            "learner/grad_norm": float(grad_norm) if grad_norm is not None else 0.0,
+            "learner/lr": float(self.engine.get_lr()[0]),
+            "learner/action_tokens": float(global_tokens),
+            "learner/samples": total["samples"],
+            "learner/micro_batches": float(num_micro),
+            "learner/tokens_per_s": throughput[0].item() / max(throughput[1].item(), 1e-9),
+            "learner/step_seconds": throughput[1].item(),
+            "learner/skipped": 0.0,
+        }
+
+    def state_fingerprint(self) -> list[float]:
+        """[Σ p, Σ p², Σ |p|] over all full parameters in float64 (collective under ZeRO-3): a cheap
+        equality check across runs and rank counts."""
+        acc = torch.zeros(3, dtype=torch.float64)
+        for _, tensor in iter_full_parameters(self.engine.module, self.cfg.zero_stage, self.cfg.export_bucket_mb):
+            t = tensor.double()
+            acc += torch.stack([t.sum(), (t * t).sum(), t.abs().sum()]).cpu()
+        return acc.tolist()
