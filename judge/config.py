@@ -1,0 +1,66 @@
+"""Judge and reward configuration (DESIGN.md §1.2–1.3); the lead composes it into jobs/config.py as `judge`.
+
+Serving options (replicas, autoscaling, HTTP, vllm/openai settings) live in judge/serve_config.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Reward modes registered in judge/reward.py (DESIGN.md §1.3).
+REWARD_MODES = ("peer_pairwise", "anchor", "pointwise")
+# Which reference response the `anchor` mode compares every rollout against.
+ANCHOR_REFERENCES = ("a", "b")
+
+
+@dataclass
+class JudgeConfig:
+    """How rollouts are judged and turned into rewards."""
+
+    # Judge backend registry name (judge/backends/__init__.py): offline, vllm, openai.
+    backend: str = "offline"
+    # How rewards are computed: peer_pairwise (all G(G−1)/2 pairs), anchor (vs a reference), pointwise.
+    reward_mode: str = "peer_pairwise"
+    # Show the human annotator block to the judge (the paper's annotation-conditioned judge).
+    enable_annotations: bool = True
+    # Judge each pair in both orders and average s and −s' (cancels position bias; doubles judge calls).
+    enable_dual_order: bool = True
+    # Candidates are truncated to this many words before judging.
+    max_candidate_words: int = 1000
+    # Subtracted when a completion is not a well-formed final tool call (DESIGN.md §1.3).
+    format_penalty: float = 1.0
+    # Largest short-answer penalty, reached at zero payload words.
+    short_answer_penalty: float = 4.0
+    # Short-answer floor = this ratio × mean payload words of the two reference responses.
+    short_answer_floor_ratio: float = 0.5
+    # Pointwise mode: reward = −leak − λ·omit; this is λ (an omission costs less than a leak).
+    pointwise_omit_weight: float = 0.5
+    # Rewards are clamped to [−reward_clip, reward_clip] after penalties, before the group mean.
+    reward_clip: float = 5.0
+    # Anchor mode: the reference response ("a" or "b") each rollout is compared against.
+    anchor_reference: str = "a"
+    # The trainer skips a step when more than this fraction of samples is invalid (judge failures).
+    max_invalid_fraction: float = 0.5
+    # Offline backend: artificial seconds of latency per request (stands in for a remote LLM judge).
+    offline_latency_s: float = 0.0
+    # Judge sampling seed, recorded in every verdict's provenance.
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.backend:
+            raise ValueError("judge.backend must name a backend, e.g. judge.backend=offline")
+        if self.reward_mode not in REWARD_MODES:
+            raise ValueError(f"judge.reward_mode={self.reward_mode!r} is unknown; use one of {list(REWARD_MODES)}")
+        if self.anchor_reference not in ANCHOR_REFERENCES:
+            raise ValueError(f"judge.anchor_reference={self.anchor_reference!r}; use one of {list(ANCHOR_REFERENCES)}")
+        if self.max_candidate_words < 1:
+            raise ValueError(f"judge.max_candidate_words must be >= 1, got {self.max_candidate_words}")
+        for name in ("format_penalty", "short_answer_penalty", "pointwise_omit_weight", "offline_latency_s"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"judge.{name} must be >= 0 (it is subtracted / slept), got {getattr(self, name)}")
+        if not 0.0 <= self.short_answer_floor_ratio <= 1.0:
+            raise ValueError(f"judge.short_answer_floor_ratio must be in [0, 1], got {self.short_answer_floor_ratio}")
+        if self.reward_clip <= 0:
+            raise ValueError(f"judge.reward_clip must be > 0, got {self.reward_clip}")
+        if not 0.0 <= self.max_invalid_fraction <= 1.0:
+            raise ValueError(f"judge.max_invalid_fraction must be in [0, 1], got {self.max_invalid_fraction}")
