@@ -17,9 +17,23 @@ def _offline(cfg: Any) -> JudgeBackend:
     return OfflineBackend(cfg)
 
 
-# name -> factory(cfg); judge-serve registers `vllm` and `openai` here.
+def _vllm(cfg: Any) -> JudgeBackend:
+    from judge.backends.vllm_backend import VllmBackend
+
+    return VllmBackend(cfg)
+
+
+def _openai(cfg: Any) -> JudgeBackend:
+    from judge.backends.openai_backend import OpenAIBackend
+
+    return OpenAIBackend(cfg)
+
+
+# name -> factory(cfg); `vllm` takes pool.vllm (VllmBackendConfig), `openai` pool.openai (OpenAIBackendConfig).
 _BACKENDS: dict[str, Callable[[Any], JudgeBackend]] = {
     "offline": _offline,
+    "vllm": _vllm,
+    "openai": _openai,
 }
 
 

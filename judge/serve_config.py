@@ -1,0 +1,202 @@
+"""Typed config of the judge pool: the Ray Serve application and the model-backed judge backends.
+
+`JudgeConfig` (judge/config.py) says *what* is judged (prompts, reward mode); these dataclasses say
+*where and how fast*: replicas, autoscaling, request batching, the HTTP route, and the options of the
+`vllm` and `openai` backends. Only single-field checks live here; `validate_pool_config` does the
+cross-field ones and reports every error at once.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+
+@dataclass
+class VllmBackendConfig:
+    """A vLLM engine inside each judge replica (DESIGN.md §2: "vLLM ... backend, batched")."""
+
+    # HF-format model directory or hub id of the judge model; empty = must be set before the pool starts.
+    model: str = ""
+    # Weights dtype; float32 on CPU (bf16 dies with SIGILL on the CPU build), bfloat16 on GPUs.
+    dtype: str = "float32"
+    # Longest prompt + completion the engine accepts, in tokens.
+    max_model_len: int = 2048
+    # KV cache size on CPU in whole GiB (exported as VLLM_CPU_KVCACHE_SPACE before the engine starts).
+    kv_cache_gib: int = 1
+    # GPU memory fraction for weights + KV cache when running on a GPU.
+    gpu_memory_utilization: float = 0.85
+    # Tokens the judge may generate per request (reasoning + the final verdict line).
+    max_tokens: int = 512
+    # Sampling temperature; 0 = greedy, so a verdict is a function of its prompt.
+    temperature: float = 0.0
+    # Engine seed (each request is sampled with its own JudgeRequest.seed, recorded in provenance).
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.dtype not in {"float32", "bfloat16", "float16", "auto"}:
+            raise ValueError(f"vllm.dtype must be float32, bfloat16, float16 or auto, got {self.dtype!r}")
+        if self.max_model_len < 16:
+            raise ValueError(f"vllm.max_model_len must be >= 16 tokens, got {self.max_model_len}")
+        if self.kv_cache_gib < 1:
+            raise ValueError(f"vllm.kv_cache_gib must be >= 1 (whole GiB), got {self.kv_cache_gib}")
+        if not 0 < self.gpu_memory_utilization <= 1:
+            raise ValueError(f"vllm.gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}")
+        if self.max_tokens < 1:
+            raise ValueError(f"vllm.max_tokens must be >= 1, got {self.max_tokens}")
+        if self.temperature < 0:
+            raise ValueError(f"vllm.temperature must be >= 0 (0 = greedy), got {self.temperature}")
+
+
+@dataclass
+class OpenAIBackendConfig:
+    """Any OpenAI-compatible `/v1/chat/completions` endpoint: a hosted API or a `vllm serve` process."""
+
+    # Base URL up to and including `/v1`, e.g. https://api.openai.com/v1 or http://127.0.0.1:8000/v1.
+    base_url: str = "http://127.0.0.1:8000/v1"
+    # Model name sent in each request (and recorded as the verdict's judge model).
+    model: str = ""
+    # Name of the environment variable holding the API key; empty or unset = no Authorization header.
+    api_key_env: str = "OPENAI_API_KEY"
+    # Requests in flight at once per replica (hosted APIs rate-limit; local servers saturate).
+    max_concurrency: int = 8
+    # Per-request timeout in seconds (connect + read).
+    timeout_s: float = 120.0
+    # Retries after the first attempt on retryable failures only (429, 5xx, timeouts, connection errors).
+    max_retries: int = 4
+    # First backoff in seconds; doubles per retry.
+    backoff_base_s: float = 0.5
+    # Cap on one backoff sleep in seconds (a Retry-After header is honoured up to this cap too).
+    backoff_cap_s: float = 20.0
+    # Tokens the judge may generate per request.
+    max_tokens: int = 1024
+    # Sampling temperature; 0 = greedy (each request also sends its JudgeRequest.seed).
+    temperature: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ValueError(f"openai.base_url must start with http:// or https://, got {self.base_url!r}")
+        if self.max_concurrency < 1:
+            raise ValueError(f"openai.max_concurrency must be >= 1, got {self.max_concurrency}")
+        if self.timeout_s <= 0:
+            raise ValueError(f"openai.timeout_s must be > 0 seconds, got {self.timeout_s}")
+        if self.max_retries < 0:
+            raise ValueError(f"openai.max_retries must be >= 0 (0 = no retries), got {self.max_retries}")
+        if self.backoff_base_s < 0 or self.backoff_cap_s < 0:
+            raise ValueError("openai.backoff_base_s and openai.backoff_cap_s must be >= 0 seconds")
+        if self.max_tokens < 1:
+            raise ValueError(f"openai.max_tokens must be >= 1, got {self.max_tokens}")
+        if self.temperature < 0:
+            raise ValueError(f"openai.temperature must be >= 0 (0 = greedy), got {self.temperature}")
+
+
+@dataclass
+class JudgePoolConfig:
+    """The autoscaled judge pool on Ray Serve: replicas, batching, cache, HTTP, backend options."""
+
+    # Ray Serve application name (several pools can share one cluster under different names).
+    app_name: str = "privacyalign-judge"
+    # HTTP route prefix of the application (the judge route is POST <prefix>/v1/judge).
+    route_prefix: str = "/judge"
+    # Fewest judge replicas kept alive, even when idle (the trainer raises it before a rollout wave).
+    min_replicas: int = 1
+    # Most judge replicas the autoscaler may start.
+    max_replicas: int = 4
+    # Replicas started with the application (clamped into [min_replicas, max_replicas]).
+    initial_replicas: int = 1
+    # Ongoing requests per replica the autoscaler aims for; more in flight → scale up.
+    target_ongoing_requests: float = 2.0
+    # Most requests in flight on one replica; must exceed target_ongoing_requests or scale-up never triggers.
+    max_ongoing_requests: int = 8
+    # Seconds the load must stay above target before replicas are added.
+    upscale_delay_s: float = 2.0
+    # Seconds the load must stay below target before replicas are removed.
+    downscale_delay_s: float = 10.0
+    # Seconds between load reports from handles and replicas to the autoscaler.
+    metrics_interval_s: float = 1.0
+    # Seconds of load history the autoscaler averages over.
+    look_back_period_s: float = 5.0
+    # CPUs reserved per judge replica (fractional is fine: the offline backend barely uses one).
+    num_cpus_per_replica: float = 0.25
+    # GPUs reserved per judge replica (1 for a vLLM judge on a GPU node).
+    num_gpus_per_replica: float = 0.0
+    # Most requests one replica hands its backend at once (@serve.batch).
+    max_batch_size: int = 8
+    # Seconds a replica waits to fill a batch before running a partial one (@serve.batch).
+    batch_wait_timeout_s: float = 0.01
+    # Attempts per request when a replica dies mid-request; after that the verdict is `judge_error`.
+    max_request_attempts: int = 3
+    # Remember verdicts of identical requests (scenario, candidates, judge model, prompt) and judge them once.
+    enable_cache: bool = True
+    # Verdicts kept in the cache before the oldest are evicted.
+    cache_size: int = 100_000
+    # Serve the HTTP route for outside callers (in-cluster trainers use the Python handle and need none).
+    enable_http: bool = True
+    # Host the HTTP proxy binds; anything but loopback requires a bearer token.
+    http_host: str = "127.0.0.1"
+    # Port the HTTP proxy binds.
+    http_port: int = 8000
+    # Environment variable holding the bearer token HTTP callers must send when the host is not loopback.
+    auth_token_env: str = "PRIVACYALIGN_JUDGE_TOKEN"
+    # Options of the `vllm` backend (ignored by the others).
+    vllm: VllmBackendConfig = field(default_factory=VllmBackendConfig)
+    # Options of the `openai` backend (ignored by the others).
+    openai: OpenAIBackendConfig = field(default_factory=OpenAIBackendConfig)
+
+    def __post_init__(self) -> None:
+        if not self.app_name:
+            raise ValueError("pool.app_name must be a non-empty string, e.g. privacyalign-judge")
+        if not self.route_prefix.startswith("/"):
+            raise ValueError(f"pool.route_prefix must start with '/', got {self.route_prefix!r}")
+        if self.min_replicas < 0:
+            raise ValueError(f"pool.min_replicas must be >= 0, got {self.min_replicas}")
+        if self.max_replicas < 1:
+            raise ValueError(f"pool.max_replicas must be >= 1, got {self.max_replicas}")
+        if self.target_ongoing_requests <= 0:
+            raise ValueError(f"pool.target_ongoing_requests must be > 0, got {self.target_ongoing_requests}")
+        if self.max_ongoing_requests < 1:
+            raise ValueError(f"pool.max_ongoing_requests must be >= 1, got {self.max_ongoing_requests}")
+        if self.upscale_delay_s < 0 or self.downscale_delay_s < 0:
+            raise ValueError("pool.upscale_delay_s and pool.downscale_delay_s must be >= 0 seconds")
+        if self.metrics_interval_s <= 0 or self.look_back_period_s <= 0:
+            raise ValueError("pool.metrics_interval_s and pool.look_back_period_s must be > 0 seconds")
+        if self.num_cpus_per_replica < 0 or self.num_gpus_per_replica < 0:
+            raise ValueError("pool.num_cpus_per_replica and pool.num_gpus_per_replica must be >= 0")
+        if self.max_batch_size < 1:
+            raise ValueError(f"pool.max_batch_size must be >= 1, got {self.max_batch_size}")
+        if self.batch_wait_timeout_s < 0:
+            raise ValueError(f"pool.batch_wait_timeout_s must be >= 0 seconds, got {self.batch_wait_timeout_s}")
+        if self.max_request_attempts < 1:
+            raise ValueError(f"pool.max_request_attempts must be >= 1, got {self.max_request_attempts}")
+        if self.cache_size < 1:
+            raise ValueError(f"pool.cache_size must be >= 1 (disable with enable_cache=false), got {self.cache_size}")
+        if not 0 < self.http_port < 65536:
+            raise ValueError(f"pool.http_port must be in 1..65535, got {self.http_port}")
+
+
+def is_loopback(host: str) -> bool:
+    """True for `localhost` and loopback IPs: the only binds that may serve HTTP without a token."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def validate_pool_config(cfg: JudgePoolConfig) -> list[str]:
+    """Cross-field problems of `cfg`, all of them (empty list = fine)."""
+    errors = []
+    if cfg.min_replicas > cfg.max_replicas:
+        errors.append(f"pool.min_replicas ({cfg.min_replicas}) must be <= pool.max_replicas ({cfg.max_replicas})")
+    if not cfg.min_replicas <= cfg.initial_replicas <= cfg.max_replicas:
+        errors.append(
+            f"pool.initial_replicas ({cfg.initial_replicas}) must lie in [min_replicas, max_replicas] "
+            f"= [{cfg.min_replicas}, {cfg.max_replicas}]"
+        )
+    if cfg.max_ongoing_requests <= cfg.target_ongoing_requests:
+        errors.append(
+            f"pool.max_ongoing_requests ({cfg.max_ongoing_requests}) must exceed pool.target_ongoing_requests "
+            f"({cfg.target_ongoing_requests}), otherwise replicas never look overloaded and never scale up"
+        )
+    return errors
