@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from cluster.config import ClusterConfig
 from jobs.evaluation.records import BENCHMARKS
+from judge.config import JudgeConfig
+from judge.serve_config import JudgePoolConfig
+from rollout.config import RolloutConfig
 
 # Agent prompt renderers (rollout/config.py PROMPT_STYLES); ConfAIde maps privacy_enhanced to its privacy prompt.
 _PROMPT_STYLES = ("naive", "privacy_enhanced")
@@ -108,3 +112,19 @@ def agent_labels(specs: list[AgentSpec]) -> list[str]:
     if len(set(labels)) < len(labels):
         labels = [f"{label}#{i + 1}" for i, label in enumerate(labels)]
     return labels
+
+
+@dataclass
+class EvalJobConfig:
+    """Everything `evaluate` and `judge-eval` need; each section goes to its own component."""
+
+    # What to evaluate (benchmarks, data, agents, judge samples, output).
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    # vLLM engines that serve an `hf:` agent (its `model` is set from the agent spec).
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    # What is judged and by which backend (offline by default: deterministic, CPU-only).
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
+    # Judge pool (used with eval.enable_judge_pool) and the vllm/openai backend options.
+    pool: JudgePoolConfig = field(default_factory=JudgePoolConfig)
+    # Where the job runs: RAY_ADDRESS / an address, or an embedded local cluster.
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)

@@ -30,7 +30,7 @@ def summarize_privacyalign(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     ]
     out = repeated_judging_rates(samples) if samples else {"judge_samples": 0, "n": len(records)}
     out["unusable"] = sum(not r["usable"] for r in records)
-    out["judge_failures"] = sum(v["status"] != "ok" for r in records for v in r["verdicts"])
+    out["judge_failures"] = sum(v["status"] not in ("ok", "not_judged") for r in records for v in r["verdicts"])
     return out
 
 

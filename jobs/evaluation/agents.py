@@ -1,0 +1,116 @@
+"""The agents under test: an HF checkpoint on vLLM rollout actors, or an OpenAI-compatible endpoint.
+
+Both turn chunks of :class:`EvalItem` into answer texts and yield each chunk as soon as it is done,
+so the job can judge and append finished chunks while others are still generating (and a killed
+run keeps everything already yielded). This module is the Ray-facing edge of jobs/evaluation:
+Ray and vLLM are imported only inside the HF agent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from jobs.evaluation.config import AgentSpec
+from jobs.evaluation.records import EvalItem
+
+logger = logging.getLogger(__name__)
+
+Chunk = list[EvalItem]
+# item_id → the agent's answers to it (agent_samples of them; "" for a prompt the engine skipped).
+Answers = dict[str, list[str]]
+
+
+class HFAgent:
+    """A checkpoint served by a RolloutPool (one vLLM engine per actor); chunks run on all engines at once."""
+
+    def __init__(self, spec: AgentSpec, rollout_cfg: Any, *, samples: int, temperature: float, max_tokens: int):
+        from actors.rollout_pool import RolloutPool
+        from transformers import AutoTokenizer
+
+        self.samples = samples
+        self.greedy = temperature == 0.0 and samples == 1
+        cfg = dataclasses.replace(
+            rollout_cfg,
+            model=spec.target,
+            samples_per_prompt=samples,
+            temperature=temperature if temperature > 0 else 1.0,
+            max_tokens=max_tokens,
+        )
+        self.tokenizer = AutoTokenizer.from_pretrained(spec.target)
+        self.pool = RolloutPool(cfg)
+
+    def _tokens(self, item: EvalItem) -> list[int]:
+        ids = self.tokenizer.apply_chat_template(list(item.messages), add_generation_prompt=True, tokenize=True)
+        return list(ids["input_ids"] if isinstance(ids, dict) else ids)
+
+    def generate(self, chunks: Sequence[Chunk]) -> Iterator[tuple[Chunk, Answers]]:
+        import ray
+
+        pending: dict[Any, Chunk] = {}
+        for chunk in chunks:
+            ref = self.pool.async_generate(
+                [self._tokens(item) for item in chunk],
+                [item.item_id for item in chunk],
+                list(range(len(chunk))),
+                greedy=self.greedy,
+            )
+            pending[ref] = chunk
+        while pending:
+            (ready,), _ = ray.wait(list(pending), num_returns=1)
+            chunk = pending.pop(ready)
+            batch = ray.get(ready)
+            answers: Answers = {item.item_id: [] for item in chunk}
+            for item_id, text in zip(batch.scenario_ids, batch.completion_texts, strict=True):
+                answers[item_id].append(text)
+            # A prompt the engine skipped (too long for the window) gets empty answers: unusable, not lost.
+            for texts in answers.values():
+                texts.extend([""] * (self.samples - len(texts)))
+            yield chunk, answers
+
+    def shutdown(self) -> None:
+        self.pool.shutdown()
+
+
+class OpenAIAgent:
+    """Any OpenAI-compatible chat endpoint, through the judge's HTTP client (retries, concurrency limit)."""
+
+    def __init__(self, spec: AgentSpec, *, samples: int, temperature: float, max_tokens: int, seed: int = 0):
+        from judge.backends.openai_backend import OpenAIBackend
+        from judge.serve_config import OpenAIBackendConfig
+
+        self.samples = samples
+        cfg = OpenAIBackendConfig(
+            base_url=spec.target, model=spec.model, temperature=temperature, max_tokens=max_tokens, seed=seed
+        )
+        self.client = OpenAIBackend(cfg)
+
+    def generate(self, chunks: Sequence[Chunk]) -> Iterator[tuple[Chunk, Answers]]:
+        from judge.backends.base import JudgeRequest
+
+        for chunk in chunks:
+            # The HTTP backend sends only `messages`; kind/row/candidates matter to the offline judge alone.
+            requests = [
+                JudgeRequest(f"{item.item_id}#{s}", "pointwise", item.messages, None, ("",), False)  # type: ignore[arg-type]
+                for item in chunk
+                for s in range(self.samples)
+            ]
+            outputs = self.client.complete(requests)
+            answers: Answers = {item.item_id: [] for item in chunk}
+            for k, item in enumerate(chunk):
+                for out in outputs[k * self.samples : (k + 1) * self.samples]:
+                    # A failed call (retries exhausted) is an empty, hence unusable, answer.
+                    answers[item.item_id].append(out if isinstance(out, str) else "")
+            yield chunk, answers
+
+    def shutdown(self) -> None:
+        return None
+
+
+def make_agent(spec: AgentSpec, rollout_cfg: Any, *, samples: int, temperature: float, max_tokens: int):
+    """The agent for `spec` (hf → vLLM rollout actors, openai → HTTP endpoint)."""
+    if spec.kind == "hf":
+        return HFAgent(spec, rollout_cfg, samples=samples, temperature=temperature, max_tokens=max_tokens)
+    return OpenAIAgent(spec, samples=samples, temperature=temperature, max_tokens=max_tokens)
