@@ -64,3 +64,17 @@ def test_helpfulness_parsing_by_label_or_digit():
     assert parse_helpfulness("Answer: Unsatisfactory") == (1, "ok")
     assert parse_helpfulness("Answer: Poor (0).") == (0, "ok")
     assert parse_helpfulness("Answer: great job") == (0, "parse_error")
+
+
+def test_offline_style_pointwise_verdict_fallback():
+    from jobs.evaluation.privacylens import lens_fallback, question_row
+
+    assert lens_fallback('{"leaks": true, "leaks_explanation": "", "omits": false, "omits_explanation": ""}') == (
+        True,
+        3,
+    )
+    assert lens_fallback('{"leaks": false, "omits": true}') == (False, 0)
+    assert lens_fallback("Answer: Yes") is None
+    case = load_cases(FIXTURES / "confide_subset.json", max_cases=1)[0]
+    assert question_row(case, case.secrets[1]).sensitive_facts == (case.secrets[1],)
+    assert question_row(case, None) is case.row

@@ -25,10 +25,10 @@ class ScriptedJudge:
         self.pointwise_calls += 1
         return [PointwiseResult("chemotherapy" in c, False, "ok", "{}") for c in candidates]
 
-    def ask(self, prompts):
-        self.prompts += list(prompts)
+    def ask(self, questions):
+        self.prompts += [q[0] for q in questions]
         out = []
-        for p in prompts:
+        for p, _, _ in questions:
             if p.startswith("Judge whether"):
                 out.append(("Answer: Yes" if "rock climbing" in p.split("Secret:")[-1] else "Answer: No", "ok"))
             else:
