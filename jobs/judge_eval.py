@@ -81,14 +81,16 @@ def judge_rows(judge: Any, rows: list, variant: str) -> list[dict[str, Any]]:
     """One record per (row, side) with the judge's leak/omit verdict, and the row's pairwise score on side a."""
     from rollout.prompts import reference_answer
 
+    annotated = variant == "with_annotations"
     views = [(row, side, judge_view(row, side, variant)) for row in rows for side in SIDES]
-    verdicts = judge.pointwise([v for _, _, v in views], [reference_answer(r, SIDES.index(s)) for r, s, _ in views])
+    candidates = [reference_answer(r, SIDES.index(s)) for r, s, _ in views]
+    verdicts = judge.pointwise([v for _, _, v in views], candidates, use_annotations=annotated)
     pair_views = [judge_view(row, "a", variant) if variant == "without_annotations" else _pairwise_view(row)
                   for row in rows]  # fmt: skip
     answers_a = [reference_answer(row, 0) for row in rows]
     answers_b = [reference_answer(row, 1) for row in rows]
-    forward = judge.pairwise(pair_views, answers_a, answers_b)
-    backward = judge.pairwise(pair_views, answers_b, answers_a)
+    forward = judge.pairwise(pair_views, answers_a, answers_b, use_annotations=annotated)
+    backward = judge.pairwise(pair_views, answers_b, answers_a, use_annotations=annotated)
     records = []
     for (row, side, _), verdict in zip(views, verdicts, strict=True):
         label = human_labels(row)[side]

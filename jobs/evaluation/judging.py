@@ -63,9 +63,11 @@ class EvalJudge:
             outputs = [exc] * len(requests)
         return [("", f"{type(o).__name__}: {o}") if isinstance(o, Exception) else (o, "") for o in outputs]
 
-    def pointwise(self, rows: Sequence[ScenarioRow], candidates: Sequence[str]) -> list[PointwiseResult]:
-        """Leak/omit verdicts, annotations shown per `judge.enable_annotations`."""
-        annotated = self.judge_cfg.enable_annotations
+    def pointwise(
+        self, rows: Sequence[ScenarioRow], candidates: Sequence[str], *, use_annotations: bool | None = None
+    ) -> list[PointwiseResult]:
+        """Leak/omit verdicts; annotations shown per `use_annotations` (default `judge.enable_annotations`)."""
+        annotated = self.judge_cfg.enable_annotations if use_annotations is None else use_annotations
         requests = []
         for row, candidate in zip(rows, candidates, strict=True):
             text = truncate_words(candidate, self.judge_cfg.max_candidate_words)
@@ -77,9 +79,16 @@ class EvalJudge:
             out.append(PointwiseResult(verdict.leaks, verdict.omits, verdict.status, text))
         return out
 
-    def pairwise(self, rows: Sequence[ScenarioRow], first: Sequence[str], second: Sequence[str]) -> list[tuple]:
+    def pairwise(
+        self,
+        rows: Sequence[ScenarioRow],
+        first: Sequence[str],
+        second: Sequence[str],
+        *,
+        use_annotations: bool | None = None,
+    ) -> list[tuple[int | None, str]]:
         """(score −2…2 or None, status) per pair, in the given order (the caller swaps for dual order)."""
-        annotated = self.judge_cfg.enable_annotations
+        annotated = self.judge_cfg.enable_annotations if use_annotations is None else use_annotations
         requests = []
         for row, a, b in zip(rows, first, second, strict=True):
             a, b = (truncate_words(t, self.judge_cfg.max_candidate_words) for t in (a, b))
