@@ -1,0 +1,313 @@
+"""Build the tiny offline Qwen2 checkpoint that the CPU default, the tests and the W1 benchmark run on.
+
+No hub access on our machines, so the model is made here: a byte-level BPE tokenizer trained on the
+bundled scenarios' prompts and reference answers, a ChatML chat template, a randomly initialised
+Qwen2-architecture model with vLLM-compatible shapes (head_dim 64, float32), and a short supervised
+warm start on *both* reference answers of every train-split row, so the model emits the JSON
+tool-call format and leaks about as often as the references do (DESIGN.md §3: RL needs both
+behaviours in the starting policy). The result is cached by a hash of the config and the source rows.
+
+Real presets name hub models and load them through the same HF ``from_pretrained`` path elsewhere;
+this module only builds the tiny one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+
+from rollout.prompts import SYSTEM_PROMPTS, reference_answer, render_messages
+from scenarios.config import bundled_scenarios_path
+from scenarios.loading import load_rows
+
+logger = logging.getLogger(__name__)
+
+# Bump when the build recipe changes in a way the config does not capture, so stale caches are not reused.
+BUILD_VERSION = 1
+# vLLM's CPU attention kernels support head sizes that are multiples of 32 from 32 up; 64 is the safe one.
+HEAD_DIM = 64
+IM_START, IM_END, PAD = "<|im_start|>", "<|im_end|>", "<|endoftext|>"
+# ChatML (Qwen's format); eos is <|im_end|>, so generation stops at the end of the assistant turn.
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+
+@dataclass
+class TinyModelConfig:
+    """Shape, tokenizer and warm start of the tiny model; every field enters the cache hash."""
+
+    # BPE vocabulary size, special tokens included (byte-level: at least 256 + 3).
+    vocab_size: int = 2048
+    # Residual width; must equal num_heads × 64 (vLLM CPU needs head_dim 64).
+    hidden_size: int = 128
+    # Transformer decoder layers.
+    num_layers: int = 4
+    # Attention heads (also key/value heads: no grouped-query attention at this size).
+    num_heads: int = 2
+    # SwiGLU MLP width.
+    intermediate_size: int = 512
+    # Context window (prompt + answer tokens); rendered bundled prompts must fit with room for the answer.
+    max_position_embeddings: int = 1024
+    # Seed for tokenizer-independent randomness: weight init, warm-start batch order.
+    seed: int = 0
+    # Supervised warm-start optimizer steps on (prompt → reference answer); 0 = random init only.
+    warm_start_steps: int = 150
+    # Peak AdamW learning rate of the warm start (linear warm-up, cosine decay to 10 %).
+    warm_start_lr: float = 3e-3
+    # (prompt, answer) pairs per warm-start step.
+    warm_start_batch_size: int = 8
+    # Scenario rows (JSONL/Parquet) for the tokenizer and the warm start; empty = the bundled scenarios.
+    source_rows: str = ""
+    # Prompt style the warm-start prompts are rendered in (a key of rollout.prompts.SYSTEM_PROMPTS).
+    prompt_style: str = "privacy_enhanced"
+
+    def __post_init__(self) -> None:
+        if self.hidden_size != self.num_heads * HEAD_DIM:
+            raise ValueError(
+                f"hidden_size ({self.hidden_size}) must equal num_heads ({self.num_heads}) × {HEAD_DIM}: "
+                f"vLLM's CPU backend needs head_dim {HEAD_DIM}; set hidden_size={self.num_heads * HEAD_DIM}"
+            )
+        if self.vocab_size < 512:
+            raise ValueError(f"vocab_size must be >= 512 (256 bytes + merges + specials), got {self.vocab_size}")
+        for name in ("num_layers", "num_heads", "intermediate_size", "max_position_embeddings"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.warm_start_steps < 0 or self.warm_start_batch_size < 1 or self.warm_start_lr <= 0:
+            raise ValueError("warm_start_steps must be >= 0, warm_start_batch_size >= 1 and warm_start_lr > 0")
+        if self.prompt_style not in SYSTEM_PROMPTS:
+            raise ValueError(f"unknown prompt_style {self.prompt_style!r}; valid: {sorted(SYSTEM_PROMPTS)}")
+
+
+# Named sizes: `tiny` is the CPU default (built in ~2 min on 2 cores); `w1` is the benchmark workload W1,
+# bigger and random-init because throughput, not answer quality, is measured there.
+TINY_MODEL_SIZES: dict[str, TinyModelConfig] = {
+    "tiny": TinyModelConfig(),
+    "w1": TinyModelConfig(
+        vocab_size=4096, hidden_size=256, num_layers=4, num_heads=4, intermediate_size=1024, warm_start_steps=0
+    ),
+}
+
+
+def tiny_model_config(size: str = "tiny", **overrides: object) -> TinyModelConfig:
+    """The named size's config with field overrides applied (unknown size → ValueError listing valid ones)."""
+    if size not in TINY_MODEL_SIZES:
+        raise ValueError(f"unknown tiny model size {size!r}; valid: {sorted(TINY_MODEL_SIZES)}")
+    return replace(TINY_MODEL_SIZES[size], **overrides)
+
+
+def _source_path(cfg: TinyModelConfig) -> Path:
+    return Path(cfg.source_rows) if cfg.source_rows else bundled_scenarios_path()
+
+
+def config_hash(cfg: TinyModelConfig) -> str:
+    """16-hex hash of the config, the source rows' bytes and BUILD_VERSION: the cache directory name.
+
+    Hashing the rows' content (not their path) rebuilds the model when the bundled scenarios change.
+    """
+    digest = hashlib.sha256()
+    fields = {**asdict(cfg), "source_rows": "", "build_version": BUILD_VERSION}
+    digest.update(json.dumps(fields, sort_keys=True).encode())
+    digest.update(hashlib.sha256(_source_path(cfg).read_bytes()).digest())
+    return digest.hexdigest()[:16]
+
+
+def _train_tokenizer(cfg: TinyModelConfig, texts: list[str]):
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+    from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
+
+    # transformers (and so vLLM) rebuild a qwen2 model's tokenizer from vocab + merges with Qwen2's own
+    # normalizer and pre-tokenizer, ignoring tokenizer.json's: train with exactly those so ids agree.
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.normalizer = normalizers.NFC()
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=cfg.vocab_size,
+        special_tokens=[PAD, IM_START, IM_END],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        eos_token=IM_END,
+        pad_token=PAD,
+        chat_template=CHAT_TEMPLATE,
+        model_max_length=cfg.max_position_embeddings,
+    )
+
+
+def _warm_start_pairs(cfg: TinyModelConfig, tokenizer, rows) -> list[tuple[list[int], list[int]]]:
+    """(prompt ids, answer ids + <|im_end|>) for both references of every row; overlong pairs are dropped."""
+    pairs, dropped = [], 0
+    for row in rows:
+        prompt = tokenizer.apply_chat_template(
+            render_messages(row, cfg.prompt_style), tokenize=False, add_generation_prompt=True
+        )
+        prompt_ids = tokenizer.encode(prompt, add_special_tokens=False)
+        for which in (0, 1):
+            answer_ids = tokenizer.encode(reference_answer(row, which) + IM_END, add_special_tokens=False)
+            if len(prompt_ids) + len(answer_ids) > cfg.max_position_embeddings:
+                dropped += 1
+                continue
+            pairs.append((prompt_ids, answer_ids))
+    if dropped:
+        logger.warning("warm start: dropped %d pairs longer than %d tokens", dropped, cfg.max_position_embeddings)
+    return pairs
+
+
+def _warm_start(cfg: TinyModelConfig, model, pairs: list[tuple[list[int], list[int]]], pad_id: int) -> float:
+    """Supervised fine-tuning on the answer tokens only; returns the mean loss of the last 10 steps."""
+    order_rng = random.Random(cfg.seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.warm_start_lr, weight_decay=0.01)
+    warmup = max(1, cfg.warm_start_steps // 10)
+
+    def lr_scale(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, cfg.warm_start_steps - warmup)
+        return 0.1 + 0.45 * (1 + math.cos(math.pi * progress))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_scale)
+    model.train()
+    queue: list[int] = []
+    losses: list[float] = []
+    for step in range(cfg.warm_start_steps):
+        if len(queue) < cfg.warm_start_batch_size:
+            epoch = list(range(len(pairs)))
+            order_rng.shuffle(epoch)
+            queue.extend(epoch)
+        batch = [pairs[i] for i in queue[: cfg.warm_start_batch_size]]
+        del queue[: cfg.warm_start_batch_size]
+        width = max(len(p) + len(a) for p, a in batch)
+        input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+        labels = torch.full((len(batch), width), -100, dtype=torch.long)
+        attention = torch.zeros((len(batch), width), dtype=torch.long)
+        for i, (prompt, answer) in enumerate(batch):
+            seq = prompt + answer
+            input_ids[i, : len(seq)] = torch.tensor(seq)
+            labels[i, len(prompt) : len(seq)] = torch.tensor(answer)
+            attention[i, : len(seq)] = 1
+        loss = model(input_ids=input_ids, attention_mask=attention, labels=labels).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        losses.append(loss.item())
+        if step % 25 == 0 or step == cfg.warm_start_steps - 1:
+            logger.info("warm start step %d/%d loss %.3f", step + 1, cfg.warm_start_steps, losses[-1])
+    model.eval()
+    return sum(losses[-10:]) / max(1, len(losses[-10:]))
+
+
+def _build(cfg: TinyModelConfig, out_dir: Path) -> dict[str, float]:
+    """Tokenizer, model, warm start, save into `out_dir`; returns build statistics."""
+    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+
+    started = time.monotonic()
+    source = _source_path(cfg)
+    all_rows = load_rows(source).rows
+    texts = []
+    for row in all_rows:
+        for style in SYSTEM_PROMPTS:
+            texts.extend(message["content"] for message in render_messages(row, style))
+        texts.extend(reference_answer(row, which) for which in (0, 1))
+    tokenizer = _train_tokenizer(cfg, texts)
+    pad_id, im_end_id = tokenizer.convert_tokens_to_ids(PAD), tokenizer.convert_tokens_to_ids(IM_END)
+
+    torch.manual_seed(cfg.seed)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=cfg.hidden_size,
+        intermediate_size=cfg.intermediate_size,
+        num_hidden_layers=cfg.num_layers,
+        num_attention_heads=cfg.num_heads,
+        num_key_value_heads=cfg.num_heads,
+        max_position_embeddings=cfg.max_position_embeddings,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.convert_tokens_to_ids(IM_START),
+        eos_token_id=im_end_id,
+        pad_token_id=pad_id,
+        dtype="float32",
+    )
+    model = Qwen2ForCausalLM(config).to(torch.float32)
+    final_loss = float("nan")
+    if cfg.warm_start_steps:
+        train_rows = load_rows(source, split="train").rows
+        final_loss = _warm_start(cfg, model, _warm_start_pairs(cfg, tokenizer, train_rows), pad_id)
+
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)
+    GenerationConfig(eos_token_id=im_end_id, pad_token_id=pad_id, do_sample=True).save_pretrained(out_dir)
+    stats = {
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "final_loss": final_loss,
+        "build_seconds": round(time.monotonic() - started, 1),
+    }
+    (out_dir / "tiny_model_config.json").write_text(
+        json.dumps({"config": asdict(cfg), "build_version": BUILD_VERSION, "stats": stats}, indent=2)
+    )
+    return stats
+
+
+def ensure_tiny_model(cfg: TinyModelConfig | None = None, cache_dir: str | Path = ".cache/models") -> Path:
+    """The HF-format checkpoint directory for `cfg`, built on first use and cached by :func:`config_hash`.
+
+    The build writes into a temporary sibling directory and renames it into place, so a crash or a
+    concurrent builder never leaves a half-written checkpoint behind the cache path.
+
+    Args:
+        cfg: Model config; None = the `tiny` size.
+        cache_dir: Directory holding one sub-directory per config hash.
+
+    Returns:
+        ``cache_dir/<config-hash>`` with model safetensors, tokenizer and generation config.
+    """
+    cfg = cfg or tiny_model_config()
+    target = Path(cache_dir) / config_hash(cfg)
+    if (target / "config.json").exists():
+        logger.info("tiny model cache hit: %s", target)
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.parent / f".{target.name}.tmp-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    # Deterministic builds: fixed init seed and batch order; tokenizer training is deterministic itself.
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        stats = _build(cfg, staging)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    finally:
+        torch.use_deterministic_algorithms(False)
+    try:
+        os.rename(staging, target)
+    except OSError:
+        # Another process finished the same build first: keep theirs.
+        shutil.rmtree(staging, ignore_errors=True)
+        if not (target / "config.json").exists():
+            raise
+    logger.info("built tiny model %s: %s", target, stats)
+    return target
