@@ -287,9 +287,11 @@ def plot_confusions(summary: dict[str, Any], run_dir: Path) -> list[str]:
             ax = axes[row][col]
             matrix = entry[label]["confusion"]
             ax.imshow(matrix, cmap="Blues", vmin=0)
+            top = max(max(r) for r in matrix) or 1
             for i in range(2):
                 for j in range(2):
-                    ax.text(j, i, str(matrix[i][j]), ha="center", va="center")
+                    color = "white" if matrix[i][j] > top / 2 else "black"
+                    ax.text(j, i, str(matrix[i][j]), ha="center", va="center", color=color)
             ax.set_xticks([0, 1], ["no", "yes"])
             ax.set_yticks([0, 1], ["no", "yes"])
             ax.set_xlabel("judge")
