@@ -36,7 +36,7 @@ class HFAgent:
             rollout_cfg,
             model=spec.target,
             samples_per_prompt=samples,
-            temperature=temperature if temperature > 0 else 1.0,
+            temperature=temperature if temperature > 0 else rollout_cfg.temperature,  # greedy path ignores it
             max_tokens=max_tokens,
         )
         self.tokenizer = AutoTokenizer.from_pretrained(spec.target)

@@ -71,6 +71,8 @@ class EvalConfig:
             raise ValueError(f"eval.max_items must be >= 0 (0 = all), got {self.max_items}")
         if self.temperature < 0:
             raise ValueError(f"eval.temperature must be >= 0 (0 = greedy), got {self.temperature}")
+        if self.agent_samples > 1 and self.temperature == 0:
+            raise ValueError("eval.agent_samples > 1 needs eval.temperature > 0 (greedy samples are all identical)")
         for agent in self.agents:
             parse_agent_spec(agent)
 
