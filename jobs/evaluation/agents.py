@@ -82,8 +82,9 @@ class OpenAIAgent:
         from judge.serve_config import OpenAIBackendConfig
 
         self.samples = samples
+        self.seed = seed
         cfg = OpenAIBackendConfig(
-            base_url=spec.target, model=spec.model, temperature=temperature, max_tokens=max_tokens, seed=seed
+            base_url=spec.target, model=spec.model, temperature=temperature, max_tokens=max_tokens
         )
         self.client = OpenAIBackend(cfg)
 
@@ -93,7 +94,7 @@ class OpenAIAgent:
         for chunk in chunks:
             # The HTTP backend sends only `messages`; kind/row/candidates matter to the offline judge alone.
             requests = [
-                JudgeRequest(f"{item.item_id}#{s}", "pointwise", item.messages, None, ("",), False)  # type: ignore[arg-type]
+                JudgeRequest(f"{item.item_id}#{s}", "pointwise", item.messages, None, ("",), False, self.seed + s)  # type: ignore[arg-type]
                 for item in chunk
                 for s in range(self.samples)
             ]
