@@ -98,10 +98,9 @@ def resolve_config(args: argparse.Namespace) -> EvalJobConfig:
         changes.update(_data_paths(args.data, changes.get("benchmarks", cfg.eval.benchmarks)))
     except ValueError as exc:
         raise ConfigError([str(exc)]) from None
-    for flag, name in (("judge_samples", "judge_samples"), ("prompt_style", "prompt_style"), ("split", "split"),
-                       ("max_items", "max_items"), ("run_dir", "run_dir")):  # fmt: skip
-        if getattr(args, flag) is not None:
-            changes[name] = getattr(args, flag)
+    for name in ("judge_samples", "prompt_style", "split", "max_items", "run_dir"):
+        if getattr(args, name) is not None:
+            changes[name] = getattr(args, name)
     if args.agent or args.compare:
         changes["agents"] = [args.agent] if args.agent else list(args.compare)
     if args.resume:
@@ -171,16 +170,20 @@ def run(cfg: EvalJobConfig, run_dir: Path) -> dict:
     judge = make_judge(cfg, rows=[i.payload for i in items.get("privacyalign", [])])
     try:
         for spec, label in zip(specs, labels, strict=True):
-            todo = [c for bench in items.values() for c in _chunks([i for i in bench if (label, i.item_id) not in done],
-                                                                    ev.chunk_items)]  # fmt: skip
+            todo = [
+                c
+                for bench in items.values()
+                for c in _chunks([i for i in bench if (label, i.item_id) not in done], ev.chunk_items)
+            ]
             total = sum(len(c) for c in todo)
             logger.info(
                 "agent %s: %d items to do (%d already done)", label, total, sum(len(v) for v in items.values()) - total
             )
             if not todo:
                 continue
-            agent = make_agent(spec, cfg.rollout, samples=ev.agent_samples, temperature=ev.temperature,
-                               max_tokens=ev.max_tokens)  # fmt: skip
+            agent = make_agent(
+                spec, cfg.rollout, samples=ev.agent_samples, temperature=ev.temperature, max_tokens=ev.max_tokens
+            )
             start, finished = time.monotonic(), 0
             try:
                 for chunk, answers in agent.generate(todo):

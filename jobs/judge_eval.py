@@ -57,8 +57,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def resolve_config(args: argparse.Namespace) -> EvalJobConfig:
     cfg = load_config(EvalJobConfig, None, args.overrides)
     changes: dict[str, Any] = {}
-    for flag, name in (("data", "privacyalign_data"), ("split", "split"), ("max_items", "max_items"),
-                       ("run_dir", "run_dir"), ("backend", "judge_backends")):  # fmt: skip
+    for flag, name in (
+        ("data", "privacyalign_data"),
+        ("split", "split"),
+        ("max_items", "max_items"),
+        ("run_dir", "run_dir"),
+        ("backend", "judge_backends"),
+    ):
         if getattr(args, flag) is not None:
             changes[name] = getattr(args, flag)
     if args.enable_scenario_text:
@@ -85,8 +90,9 @@ def judge_rows(judge: Any, rows: list, variant: str) -> list[dict[str, Any]]:
     views = [(row, side, judge_view(row, side, variant)) for row in rows for side in SIDES]
     candidates = [reference_answer(r, SIDES.index(s)) for r, s, _ in views]
     verdicts = judge.pointwise([v for _, _, v in views], candidates, use_annotations=annotated)
-    pair_views = [judge_view(row, "a", variant) if variant == "without_annotations" else _pairwise_view(row)
-                  for row in rows]  # fmt: skip
+    pair_views = [
+        judge_view(row, "a", variant) if variant == "without_annotations" else _pairwise_view(row) for row in rows
+    ]
     answers_a = [reference_answer(row, 0) for row in rows]
     answers_b = [reference_answer(row, 1) for row in rows]
     forward = judge.pairwise(pair_views, answers_a, answers_b, use_annotations=annotated)
@@ -129,8 +135,11 @@ def summarize_variant(records: list[dict[str, Any]]) -> dict[str, Any]:
         human = [bool(r[f"human_{label}"]) for r in records]
         judged = [bool(r[label]) if r["status"] == "ok" else False for r in records]
         out[label] = agreement(human, judged)
-    pairs = [(r["human_preference"], r["pairwise_score"]) for r in records
-             if r.get("human_preference") is not None and r.get("pairwise_score") is not None]  # fmt: skip
+    pairs = [
+        (r["human_preference"], r["pairwise_score"])
+        for r in records
+        if r.get("human_preference") is not None and r.get("pairwise_score") is not None
+    ]
     xs, ys = [p[0] for p in pairs], [p[1] for p in pairs]
     out["preference"] = {"n": len(pairs), "pearson": pearson(xs, ys), "spearman": spearman(xs, ys)}
     out["judge_failures"] = sum(r["status"] != "ok" for r in records)
@@ -149,8 +158,13 @@ def run(cfg: EvalJobConfig, run_dir: Path) -> dict[str, Any]:
     if not rows:
         raise ValueError(f"{source}: no rows with annotations in split {ev.split!r}; judge-eval needs human labels")
     store = ResultStore(run_dir, enable_scenario_text=ev.enable_scenario_text)
-    summary: dict[str, Any] = {"job": "judge-eval", "rows": len(rows), "split": ev.split, "responses": 2 * len(rows),
-                               "backends": {}}  # fmt: skip
+    summary: dict[str, Any] = {
+        "job": "judge-eval",
+        "rows": len(rows),
+        "split": ev.split,
+        "responses": 2 * len(rows),
+        "backends": {},
+    }
     for backend in ev.judge_backends:
         job_cfg = dataclasses.replace(cfg, judge=dataclasses.replace(cfg.judge, backend=backend))
         judge = make_judge(job_cfg, rows=rows)
@@ -161,8 +175,9 @@ def run(cfg: EvalJobConfig, run_dir: Path) -> dict[str, Any]:
                 records = [dict(r, backend=backend) for r in judge_rows(judge, rows, variant)]
                 store.append(records)
                 summary["backends"][backend][variant] = summarize_variant(records)
-                logger.info("%s / %s: %d responses judged in %.1fs", backend, variant, len(records),
-                            time.monotonic() - start)  # fmt: skip
+                logger.info(
+                    "%s / %s: %d responses judged in %.1fs", backend, variant, len(records), time.monotonic() - start
+                )
         finally:
             judge.close()
     paths = write_report(summary, run_dir)
