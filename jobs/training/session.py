@@ -1,0 +1,153 @@
+"""One training run's components: start them, checkpoint and restore them, evaluate, stop them.
+
+The session owns lifecycles; `RLLoop` owns the per-step dataflow. Checkpoints are written by the
+learner ranks (HF weights, optimizer, RNG) with the driver's cursor and resolved config alongside,
+so `--resume RUN_DIR` needs nothing but the run directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from actors.group import ActorGroup
+from actors.learner_actor import LearnerActor, learner_group_config
+from actors.rollout_pool import RolloutPool
+from cluster.connect import connect
+from jobs.config import TINY_MODEL, TrainConfig
+from jobs.config_loading import to_dict
+from jobs.training.dev_eval import evaluate_dev_batch
+from jobs.training.driver_fetch import DriverFetcher
+from judge.pool import JudgePool
+from learner.checkpoint import latest_checkpoint
+from scenarios.loading import in_split, load_data
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_model(cfg: TrainConfig) -> str:
+    """The policy checkpoint every component loads: the built tiny model, or the given HF id/dir."""
+    if cfg.model.source != TINY_MODEL:
+        return cfg.model.source
+    from learner.tiny_model import ensure_tiny_model
+
+    return str(ensure_tiny_model(cfg.model.tiny, cache_dir=cfg.model.cache_dir))
+
+
+class LearnerGroup:
+    """L learner ranks in one torch.distributed group; every call is collective over all ranks."""
+
+    def __init__(self, cfg: Any, num_gpus_per_rank: float):
+        self.group = ActorGroup(LearnerActor, learner_group_config(cfg, num_gpus_per_rank=num_gpus_per_rank), cfg)
+        self.num_ranks = len(self.group)
+
+    def async_train_step(self, shard_refs: list[ray.ObjectRef]) -> ray.ObjectRef:
+        """Each rank trains on its own shard ref; returns rank 0's metrics ref."""
+        return self.group.scatter("train_step", shard_refs)[0]
+
+    def async_export_weights(self, version: int) -> ray.ObjectRef:
+        """All ranks join the gather; rank 0's ref resolves to the WeightUpdate."""
+        return self.group.run_all("export_weights", version)[0]
+
+    def save(self, path: Path, cursor: dict[str, Any], config: dict[str, Any]) -> str:
+        return ray.get(self.group.run_all("save_checkpoint", str(path), cursor, config))[0]
+
+    def load(self, path: Path) -> dict[str, Any]:
+        return ray.get(self.group.run_all("load_checkpoint", str(path)))[0]
+
+    def shutdown(self) -> None:
+        self.group.shutdown()
+
+
+class TrainingSession:
+    """Starts rollout engines, the judge pool and the learner group for `cfg`, in `run_dir`."""
+
+    def __init__(self, cfg: TrainConfig, run_dir: Path):
+        self.cfg = cfg
+        self.run_dir = run_dir
+        self.checkpoint_dir = run_dir / "checkpoints"
+        self.fetcher = DriverFetcher()
+        self.rollout: RolloutPool | None = None
+        self.judge: JudgePool | None = None
+        self.learner: LearnerGroup | None = None
+
+    def start(self) -> None:
+        cfg = self.cfg
+        connect(cfg.cluster)
+        model_path = resolve_model(cfg)
+        loaded = load_data(dataclasses.replace(cfg.data, split="all"))
+        rows = {row.id: row for row in loaded.rows}
+        self.train_ids = [i for i in rows if in_split(i, cfg.data.split)]
+        self.dev_ids = sorted(i for i in rows if in_split(i, "dev"))
+        if cfg.trainer.eval_max_prompts:
+            self.dev_ids = self.dev_ids[: cfg.trainer.eval_max_prompts]
+        logger.info(
+            "scenarios: %d train, %d dev (%d skipped as invalid)",
+            len(self.train_ids),
+            len(self.dev_ids),
+            loaded.skipped,
+        )
+        # One copy of the rows in the object store, shared by engines, judge replicas and eval tasks.
+        self.rows_ref = ray.put(rows)
+        self.learner = LearnerGroup(
+            dataclasses.replace(cfg.learner, model_path=model_path, checkpoint_dir=str(self.checkpoint_dir)),
+            num_gpus_per_rank=1.0 if cfg.cluster.num_gpus > 0 and cfg.learner.backend != "gloo" else 0.0,
+        )
+        self.rollout = RolloutPool(dataclasses.replace(cfg.rollout, model=model_path), self.rows_ref)
+        pool_cfg = cfg.judge_pool
+        if cfg.judge.backend == "vllm" and not pool_cfg.vllm.model:
+            pool_cfg = dataclasses.replace(pool_cfg, vllm=dataclasses.replace(pool_cfg.vllm, model=model_path))
+        self.judge = JudgePool.start(cfg.judge, pool_cfg, self.rows_ref)
+
+    # ---- checkpoints -----------------------------------------------------------------------------
+    def save_checkpoint(self, step: int, prompts_consumed: int) -> str:
+        assert self.learner is not None
+        cursor = {"step": step, "prompts_consumed": prompts_consumed}
+        path = self.learner.save(self.checkpoint_dir, cursor, to_dict(self.cfg))
+        os.chmod(path, 0o700)
+        logger.info("checkpoint step %d → %s", step, path)
+        return path
+
+    def restore_latest(self) -> int:
+        """Load the newest complete checkpoint; returns the step to continue from (0 if none)."""
+        assert self.learner is not None
+        path = latest_checkpoint(self.checkpoint_dir)
+        if path is None:
+            return 0
+        state = self.learner.load(path)
+        logger.info("resumed from %s (step %d)", path, state["step"])
+        return int(state["step"])
+
+    def push_weights(self, version: int) -> None:
+        """Send the learner's current weights to every engine and wait (start-up and resume)."""
+        assert self.learner is not None and self.rollout is not None
+        refs = self.rollout.async_update_weights(self.learner.async_export_weights(version))
+        ray.get(refs)
+
+    # ---- evaluation ------------------------------------------------------------------------------
+    def evaluate_dev(self, policy_version: int) -> dict[str, float]:
+        """Leak / omit / clean rates on the held-out dev split with the current weights."""
+        assert self.rollout is not None and self.judge is not None
+        refs = self.rollout.async_generate(
+            self.dev_ids,
+            policy_version=policy_version,
+            seed=10_000_019 + self.cfg.trainer.seed,
+            samples_per_prompt=self.cfg.trainer.eval_samples_per_prompt,
+        )
+        result = evaluate_dev_batch.remote(self.judge.pool_cfg.app_name, self.cfg.judge, self.rows_ref, *refs)
+        return self.fetcher.get(result)
+
+    def close(self) -> None:
+        for name in ("judge", "rollout", "learner"):
+            component = getattr(self, name)
+            if component is not None:
+                try:
+                    component.shutdown()
+                except Exception:  # process boundary: shutting down must not mask the run's own error
+                    logger.exception("shutting down %s failed", name)
+                setattr(self, name, None)
