@@ -35,7 +35,7 @@ class LearnerConfig:
     eps: float = 1e-8
     # Global gradient-norm clip (paper: 1.0); 0 disables clipping.
     grad_clip: float = 1.0
-    # Optimizer steps of linear warm-up from 0 to `lr`, then constant.
+    # Linear warm-up length in optimizer steps (step k uses lr·k/warmup_steps), then constant `lr`.
     warmup_steps: int = 0
     # Token budget of one micro-batch per rank (prompt + completion tokens, padded length × rows).
     micro_batch_tokens: int = 4096

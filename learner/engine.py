@@ -63,17 +63,6 @@ def deepspeed_config(cfg: LearnerConfig, *, with_optimizer: bool) -> dict[str, A
     }
     if cfg.grad_clip > 0:
         config["gradient_clipping"] = cfg.grad_clip
-    if cfg.warmup_steps > 0:
-        # WarmupLR holds warmup_max_lr after warm-up: the paper's warm-up + constant schedule.
-        config["scheduler"] = {
-            "type": "WarmupLR",
-            "params": {
-                "warmup_min_lr": 0.0,
-                "warmup_max_lr": cfg.lr,
-                "warmup_num_steps": cfg.warmup_steps,
-                "warmup_type": "linear",
-            },
-        }
     return config
 
 
@@ -104,13 +93,24 @@ class LearnerEngine:
         # Each rank loads the whole float32 model on the CPU and deepspeed.initialize partitions it.
         # (Partitioned loading via transformers' HfDeepSpeedConfig needs `accelerate`, not a dependency.)
         model = AutoModelForCausalLM.from_pretrained(cfg.model_path, dtype=torch.float32)
-        self.engine, *_ = deepspeed.initialize(model=model, config=ds_config, model_parameters=model.parameters())
+        self.engine, *_ = deepspeed.initialize(
+            model=model, config=ds_config, model_parameters=model.parameters(), lr_scheduler=self._warmup_schedule
+        )
         self.ref = self._load_reference() if cfg.kl_coef > 0 else None
         self.loss_params = LossParams(cfg.clip_eps_low, cfg.clip_eps_high)
         self.step = 0
         logger.info(
             "learner rank %d/%d ready (ZeRO-%d, %s, %s)", rank, world_size, cfg.zero_stage, backend, self.device
         )
+
+    def _warmup_schedule(self, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
+        """Linear warm-up over `warmup_steps` optimizer steps, then constant (the paper's schedule).
+
+        Step k (from 1) uses lr·min(1, k / warmup_steps). DeepSpeed's WarmupLR would spend its first
+        two steps at lr 0, and divides by log(warmup_steps), which fails for one warm-up step.
+        """
+        warmup = self.cfg.warmup_steps
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: min(1.0, (k + 1) / warmup) if warmup else 1.0)
 
     @staticmethod
     def _seed(seed: int) -> None:
@@ -183,7 +183,8 @@ class LearnerEngine:
         start = time.perf_counter()
         valid = [i for i, ok in enumerate(shard.valid or []) if ok]
         micro_batches = split_by_token_budget(shard.select(valid), self.cfg.micro_batch_tokens) if valid else []
-        counts = torch.tensor([shard.select(valid).num_action_tokens, len(micro_batches)], dtype=torch.float64)
+        local_tokens = sum(len(shard.completion_ids[i]) for i in valid)
+        counts = torch.tensor([local_tokens, len(micro_batches)], dtype=torch.float64)
         dist.all_reduce(counts[:1])
         dist.all_reduce(counts[1:], op=dist.ReduceOp.MAX)
         global_tokens, num_micro = int(counts[0]), int(counts[1])
@@ -201,6 +202,7 @@ class LearnerEngine:
             padded_tokens += mb.num_tokens if i < len(micro_batches) else 0
             sums[:5] += self._micro_step(mb, scale).double().cpu()
         sums[5] = len(valid)
+        lr = float(self.engine.get_lr()[0])  # the rate this step uses; the scheduler advances in step()
         self.engine.step()
         self.step += 1
         throughput = torch.tensor([padded_tokens, time.perf_counter() - start], dtype=torch.float64)
@@ -216,7 +218,7 @@ class LearnerEngine:
             "learner/ratio_mean": total["ratio"] / global_tokens,
             "learner/clip_fraction": total["clipped"] / global_tokens,
             "learner/grad_norm": float(grad_norm) if grad_norm is not None else 0.0,
-            "learner/lr": float(self.engine.get_lr()[0]),
+            "learner/lr": lr,
             "learner/action_tokens": float(global_tokens),
             "learner/samples": total["samples"],
             "learner/micro_batches": float(num_micro),

@@ -221,7 +221,7 @@ def _warm_start(cfg: TinyModelConfig, model, pairs: list[tuple[list[int], list[i
     return sum(losses[-10:]) / max(1, len(losses[-10:]))
 
 
-def _build(cfg: TinyModelConfig, out_dir: Path) -> dict[str, float]:
+def _build(cfg: TinyModelConfig, out_dir: Path) -> dict[str, float | None]:
     """Tokenizer, model, warm start, save into `out_dir`; returns build statistics."""
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
@@ -252,7 +252,7 @@ def _build(cfg: TinyModelConfig, out_dir: Path) -> dict[str, float]:
         dtype="float32",
     )
     model = Qwen2ForCausalLM(config).to(torch.float32)
-    final_loss = float("nan")
+    final_loss = None
     if cfg.warm_start_steps:
         train_rows = load_rows(source, split="train").rows
         final_loss = _warm_start(cfg, model, _warm_start_pairs(cfg, tokenizer, train_rows), pad_id)

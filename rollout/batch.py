@@ -69,9 +69,7 @@ class TrajectoryBatch:
                 raise ValueError(f"TrajectoryBatch.{name} has {len(value)} entries, expected {n} (one per sample)")
         for i, (ids, lps) in enumerate(zip(self.completion_ids, self.completion_logprobs, strict=True)):
             if len(ids) != len(lps):
-                raise ValueError(
-                    f"TrajectoryBatch sample {i}: {len(ids)} completion ids but {len(lps)} logprobs"
-                )
+                raise ValueError(f"TrajectoryBatch sample {i}: {len(ids)} completion ids but {len(lps)} logprobs")
         if self.judge_statuses is not None:
             unknown = sorted(set(self.judge_statuses) - set(JUDGE_STATUSES))
             if unknown:
@@ -175,4 +173,3 @@ class TrajectoryBatch:
         versions = data.get("policy_version") or [0]
         kwargs["policy_version"] = int(min(versions)) if versions else 0
         return cls(**kwargs)
-
