@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
@@ -41,6 +43,16 @@ def test_registry_by_exact_name() -> None:
     assert isinstance(make_backend("offline", JudgeConfig()), OfflineBackend)
     with pytest.raises(ValueError, match=r"valid: \[.*'offline'"):
         make_backend("Offline", JudgeConfig())
+
+
+def test_offline_path_imports_no_heavy_packages() -> None:
+    code = (
+        "import sys; from judge.backends import make_backend; from judge.config import JudgeConfig; "
+        "import judge.reward; make_backend('offline', JudgeConfig()); "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'vllm', 'ray', 'httpx', 'torch', 'deepspeed'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]"
 
 
 def test_pointwise_from_row_facts(make_row: Callable, make_answer: Callable) -> None:
