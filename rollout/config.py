@@ -1,0 +1,114 @@
+"""Rollout configuration: the vLLM engines, sampling, their placement, and weight sync."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Prompt renderers in rollout/prompts.py (DESIGN.md §1.5: naive vs privacy-enhanced agent prompt).
+PROMPT_STYLES = ("naive", "privacy_enhanced")
+# Receiving side of weight sync (rollout/weight_sync.py).
+WEIGHT_SYNC_TRANSPORTS = ("object_store", "collective")
+# vLLM `logprobs_mode`: processed = after temperature/top-p, i.e. the distribution actually sampled from.
+LOGPROBS_MODES = ("raw_logprobs", "processed_logprobs")
+# What to do with a prompt longer than the model window allows.
+PROMPT_OVERFLOW = ("skip", "truncate_left")
+
+
+@dataclass
+class RolloutConfig:
+    """Everything the rollout engines need; the lead composes it into jobs/config.py as `rollout`."""
+
+    # HF-format model directory (or hub id) the engines load; the learner's initial weights.
+    model: str = ""
+    # Number of engines (RolloutActors); each holds one vLLM engine.
+    num_engines: int = 1
+    # Tensor-parallel degree of each engine (GPUs only; must be 1 on CPU).
+    tensor_parallel_size: int = 1
+    # CPUs reserved per engine actor.
+    num_cpus_per_engine: float = 1.0
+    # GPUs reserved per engine actor (0 on CPU; tensor_parallel_size on GPUs).
+    num_gpus_per_engine: float = 0.0
+    # Weights/activations dtype; float32 on CPU (bfloat16 crashes the CPU backend with SIGILL).
+    dtype: str = "float32"
+    # Longest prompt + completion, in tokens.
+    max_model_len: int = 1024
+    # KV cache size per engine on CPU, whole GiB (exported as VLLM_CPU_KVCACHE_SPACE, which takes integers).
+    kv_cache_gib: int = 1
+    # Fraction of GPU memory an engine may use (GPUs only).
+    gpu_memory_utilization: float = 0.5
+    # Reuse KV blocks of shared prompt prefixes (the G samples of a prompt share theirs); reset on weight sync.
+    enable_prefix_caching: bool = True
+    # Compile the model (torch.compile / CUDA graphs); off = eager, faster engine start for tiny CPU runs.
+    enable_compile: bool = False
+    # Most sequences an engine schedules at once.
+    max_num_seqs: int = 64
+    # Samples per prompt, G (the paper uses 4).
+    samples_per_prompt: int = 4
+    # Sampling temperature.
+    temperature: float = 1.0
+    # Nucleus sampling mass.
+    top_p: float = 1.0
+    # Most completion tokens per sample.
+    max_tokens: int = 256
+    # Stop strings (the stop string itself is not part of the completion).
+    stop: list[str] = field(default_factory=list)
+    # Engine seed: same weights, prompts and schedule give the same samples.
+    seed: int = 0
+    # Keep generating past EOS up to max_tokens (benchmarks use fixed lengths).
+    enable_ignore_eos: bool = False
+    # Which logprob vLLM reports for each sampled token (see LOGPROBS_MODES).
+    logprobs_mode: str = "processed_logprobs"
+    # Prompts with no room left for max_tokens are skipped (and counted) or cut from the left.
+    prompt_overflow: str = "skip"
+    # Agent prompt renderer: naive or privacy_enhanced.
+    prompt_style: str = "privacy_enhanced"
+    # Placement of the engine actors: PACK, SPREAD, STRICT_PACK or STRICT_SPREAD.
+    placement_strategy: str = "PACK"
+    # Restarts of a dead engine actor (-1 = forever); a restarted actor reloads the latest weights.
+    max_restarts: int = 1
+    # Custom Ray resources per engine, e.g. {"rollout_node": 0.001}, to pin engines to tagged nodes.
+    resources_per_engine: dict[str, float] = field(default_factory=dict)
+    # Prompts (whole groups of G) per work item the pool hands to a free engine.
+    dispatch_chunk_prompts: int = 4
+    # Weight sync transport: object_store (CPU, any topology) or collective (NCCL broadcast, GPUs).
+    weight_sync: str = "object_store"
+    # Target size of one safetensors weight bucket, in bytes (bounds peak memory of an update).
+    weight_bucket_bytes: int = 256 * 1024**2
+
+    def __post_init__(self) -> None:
+        _positive(self, "num_engines", "tensor_parallel_size", "max_model_len", "max_num_seqs")
+        _positive(self, "samples_per_prompt", "max_tokens", "dispatch_chunk_prompts", "weight_bucket_bytes")
+        if self.num_cpus_per_engine < 0 or self.num_gpus_per_engine < 0:
+            raise ValueError("rollout.num_cpus_per_engine / num_gpus_per_engine must be >= 0")
+        if not isinstance(self.kv_cache_gib, int) or self.kv_cache_gib < 1:
+            raise ValueError(f"rollout.kv_cache_gib must be a whole number of GiB >= 1, got {self.kv_cache_gib}")
+        if not 0 < self.gpu_memory_utilization <= 1:
+            raise ValueError(f"rollout.gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}")
+        if self.temperature < 0:
+            raise ValueError(f"rollout.temperature must be >= 0 (0 = greedy), got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"rollout.top_p must be in (0, 1], got {self.top_p}")
+        if self.max_tokens >= self.max_model_len:
+            raise ValueError(
+                f"rollout.max_tokens ({self.max_tokens}) must be < max_model_len ({self.max_model_len}) "
+                "to leave room for the prompt"
+            )
+        for name, value, valid in (
+            ("prompt_style", self.prompt_style, PROMPT_STYLES),
+            ("weight_sync", self.weight_sync, WEIGHT_SYNC_TRANSPORTS),
+            ("logprobs_mode", self.logprobs_mode, LOGPROBS_MODES),
+            ("prompt_overflow", self.prompt_overflow, PROMPT_OVERFLOW),
+        ):
+            if value not in valid:
+                raise ValueError(f"rollout.{name} {value!r} unknown; valid: {list(valid)}")
+
+    @property
+    def on_gpu(self) -> bool:
+        """Engines run on GPUs exactly when they reserve GPUs."""
+        return self.num_gpus_per_engine > 0
+
+
+def _positive(cfg: RolloutConfig, *names: str) -> None:
+    for name in names:
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"rollout.{name} must be >= 1, got {getattr(cfg, name)}")

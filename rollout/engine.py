@@ -1,0 +1,255 @@
+"""The vLLM engine wrapper: the only rollout module that imports vLLM.
+
+`RolloutEngine` turns token-id prompts into a :class:`TrajectoryBatch` (G samples per prompt, the
+logprob vLLM computed for each sampled token, finish reasons) and loads new weights into the live
+engine. Weights travel as safetensors bytes through ``LLM.collective_rpc`` to methods that
+:class:`WeightSyncWorkerExtension` adds to every vLLM worker (tensors nested in RPC arguments would
+arrive as lists; bytes survive). One engine per process is the rule: on CPU a second `vllm.LLM` in the
+same process after `shutdown()` works, but its memory is only returned once the engine-core process
+exits, so actors hold one engine for their whole life.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+from typing import Any
+
+import torch
+from vllm import LLM, SamplingParams
+from vllm.inputs import TokensPrompt
+from vllm.model_executor.model_loader.reload import finalize_layerwise_reload, initialize_layerwise_reload
+
+from rollout.batch import TrajectoryBatch
+from rollout.config import RolloutConfig
+from rollout.weight_sync import ManifestEntry, decode_bucket
+
+logger = logging.getLogger(__name__)
+
+# Seconds a health probe may take before the engine counts as hung.
+HEALTH_TIMEOUT_S = 60.0
+
+
+class WeightSyncWorkerExtension:
+    """Methods mixed into each vLLM worker (``worker_extension_cls``), called via `collective_rpc`.
+
+    An update is a session: begin, load buckets, finish. It is the worker's own
+    ``reload_weights(weights_iterator=...)`` (initialize layerwise reload → `load_weights` →
+    finalize) split across calls, so one bucket at a time crosses the RPC and a fused layer (q/k/v,
+    gate/up) may span two buckets: it is processed once all its parts have arrived.
+    """
+
+    def begin_weight_reload(self) -> None:
+        initialize_layerwise_reload(self.model_runner.get_model())
+
+    def load_weight_bucket(self, data: bytes) -> list[str]:
+        tensors = decode_bucket(data)
+        self.model_runner.get_model().load_weights(weights=iter(tensors.items()))
+        return list(tensors)
+
+    def finish_weight_reload(self) -> None:
+        runner = self.model_runner
+        finalize_layerwise_reload(runner.get_model(), self.vllm_config.model_config)
+        # The caches GPUModelRunner.reload_weights clears after a reload.
+        runner.reset_lora_state()
+        runner.reset_encoder_cache()
+        runner.reset_mm_cache()
+
+    def ping(self) -> bool:
+        return True
+
+
+class RolloutEngine:
+    """One `vllm.LLM` built from a :class:`RolloutConfig`.
+
+    Args:
+        cfg: the rollout config (model, sampling, engine sizing).
+    """
+
+    def __init__(self, cfg: RolloutConfig):
+        if not cfg.model:
+            raise ValueError("rollout.model is empty: set it to an HF model directory or hub id")
+        self.cfg = cfg
+        self.skipped_prompts = 0
+        self.truncated_prompts = 0
+        kwargs: dict[str, Any] = {}
+        if cfg.on_gpu:
+            kwargs["gpu_memory_utilization"] = cfg.gpu_memory_utilization
+        else:
+            # Read by the CPU backend when the engine core starts.
+            os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(cfg.kv_cache_gib)
+        if cfg.weight_sync == "collective":
+            kwargs["weight_transfer_config"] = {"backend": "nccl"}
+        self.llm: LLM | None = LLM(
+            model=cfg.model,
+            tensor_parallel_size=cfg.tensor_parallel_size,
+            dtype=cfg.dtype,
+            max_model_len=cfg.max_model_len,
+            seed=cfg.seed,
+            enable_prefix_caching=cfg.enable_prefix_caching,
+            enforce_eager=not cfg.enable_compile,
+            max_num_seqs=cfg.max_num_seqs,
+            logprobs_mode=cfg.logprobs_mode,
+            worker_extension_cls=f"{__name__}.WeightSyncWorkerExtension",
+            **kwargs,
+        )
+        self.sampling = SamplingParams(
+            n=cfg.samples_per_prompt,
+            temperature=cfg.temperature,
+            top_p=cfg.top_p,
+            max_tokens=cfg.max_tokens,
+            stop=list(cfg.stop) or None,
+            ignore_eos=cfg.enable_ignore_eos,
+            # 0 = just the sampled token's logprob (vLLM always includes the sampled token).
+            logprobs=0,
+        )
+        self.greedy_sampling = SamplingParams(
+            n=1,
+            temperature=0.0,
+            max_tokens=cfg.max_tokens,
+            stop=list(cfg.stop) or None,
+            ignore_eos=cfg.enable_ignore_eos,
+            logprobs=0,
+        )
+        logger.info("vLLM engine up: %s, tp=%d, dtype=%s", cfg.model, cfg.tensor_parallel_size, cfg.dtype)
+
+    def _engine(self) -> LLM:
+        if self.llm is None:
+            raise RuntimeError("RolloutEngine was shut down")
+        return self.llm
+
+    # ---- generation ---------------------------------------------------------------------------
+    def generate(
+        self,
+        prompt_token_ids: list[list[int]],
+        scenario_ids: list[str],
+        group_ids: list[int],
+        policy_version: int,
+        greedy: bool = False,
+    ) -> TrajectoryBatch:
+        """G samples for each prompt, with the sampled tokens' logprobs.
+
+        Prompts leaving no room for `max_tokens` are skipped or cut from the left (keeping the
+        generation prompt at the end), per `cfg.prompt_overflow`; both are counted, never fatal.
+
+        Args:
+            prompt_token_ids: chat-templated prompts.
+            scenario_ids: ScenarioRow.id per prompt.
+            group_ids: group id per prompt; its G samples share it.
+            policy_version: learner step of the loaded weights, stamped on the batch.
+            greedy: one argmax sample per prompt instead of G sampled ones (evaluation, checks).
+        """
+        if not len(prompt_token_ids) == len(scenario_ids) == len(group_ids):
+            raise ValueError(
+                f"generate: {len(prompt_token_ids)} prompts, {len(scenario_ids)} scenario ids, "
+                f"{len(group_ids)} group ids; need one of each per prompt"
+            )
+        room = self.cfg.max_model_len - self.cfg.max_tokens
+        kept: list[int] = []
+        prompts: list[TokensPrompt] = []
+        for i, ids in enumerate(prompt_token_ids):
+            if len(ids) > room:
+                if self.cfg.prompt_overflow == "skip":
+                    self.skipped_prompts += 1
+                    continue
+                self.truncated_prompts += 1
+                ids = ids[len(ids) - room :]
+            kept.append(i)
+            prompts.append(TokensPrompt(prompt_token_ids=list(ids)))
+        if len(kept) < len(prompt_token_ids):
+            logger.warning(
+                "%d of %d prompts exceed %d tokens (max_model_len - max_tokens): %s",
+                len(prompt_token_ids) - len(kept),
+                len(prompt_token_ids),
+                room,
+                "skipped" if self.cfg.prompt_overflow == "skip" else "truncated",
+            )
+        sampling = self.greedy_sampling if greedy else self.sampling
+        outputs = self._engine().generate(prompts, sampling, use_tqdm=False) if prompts else []
+        columns: dict[str, list] = {k: [] for k in ("s", "g", "p", "c", "l", "t", "f")}
+        for i, prompt, out in zip(kept, prompts, outputs, strict=True):
+            for sample in out.outputs:
+                ids = list(sample.token_ids)
+                columns["s"].append(scenario_ids[i])
+                columns["g"].append(group_ids[i])
+                columns["p"].append(list(prompt["prompt_token_ids"]))
+                columns["c"].append(ids)
+                columns["l"].append([float(pos[tok].logprob) for pos, tok in zip(sample.logprobs, ids, strict=True)])
+                columns["t"].append(sample.text)
+                columns["f"].append(str(sample.finish_reason))
+        return TrajectoryBatch(
+            scenario_ids=columns["s"],
+            group_ids=columns["g"],
+            prompt_ids=columns["p"],
+            completion_ids=columns["c"],
+            completion_logprobs=columns["l"],
+            completion_texts=columns["t"],
+            finish_reasons=columns["f"],
+            policy_version=policy_version,
+        )
+
+    # ---- weights (rollout.weight_sync.WeightLoadingEngine) -----------------------------------------
+    def begin_weight_update(self) -> None:
+        self._engine().collective_rpc("begin_weight_reload")
+
+    def load_weight_bucket(self, data: bytes) -> list[str]:
+        """Load one safetensors bucket; returns the parameter names it held."""
+        return self._engine().collective_rpc("load_weight_bucket", args=(data,))[0]
+
+    def finish_weight_update(self) -> None:
+        """Complete the update and drop prefix-cache blocks computed with the old weights."""
+        self._engine().collective_rpc("finish_weight_reload")
+        self._engine().reset_prefix_cache()
+
+    def init_weight_broadcast(self, master_addr: str, master_port: int, rank_offset: int, world_size: int) -> None:
+        """Join the learner's NCCL weight group (vLLM's NCCL weight-transfer engine, unpacked)."""
+        info = {
+            "master_address": master_addr,
+            "master_port": master_port,
+            "rank_offset": rank_offset,
+            "world_size": world_size,
+        }
+        self._engine().collective_rpc("init_weight_transfer_engine", args=(info,))
+
+    def receive_weight_broadcast(self, manifest: list[ManifestEntry]) -> None:
+        """Receive one broadcast per manifest tensor, in order, from the learner's rank 0."""
+        engine = self._engine()
+        info = {
+            "names": [name for name, _, _ in manifest],
+            "dtype_names": [dtype for _, _, dtype in manifest],
+            "shapes": [list(shape) for _, shape, _ in manifest],
+        }
+        engine.collective_rpc("start_weight_update")
+        engine.collective_rpc("update_weights", args=(info,))
+        engine.collective_rpc("finish_weight_update")
+        engine.reset_prefix_cache()
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        """`alive` is False when the engine was shut down, its core process died, or it hangs."""
+        report: dict[str, Any] = {
+            "alive": False,
+            "skipped_prompts": self.skipped_prompts,
+            "truncated_prompts": self.truncated_prompts,
+        }
+        if self.llm is None:
+            report["error"] = "shut down"
+            return report
+        try:
+            report["alive"] = all(self.llm.collective_rpc("ping", timeout=HEALTH_TIMEOUT_S))
+        except Exception as exc:  # process boundary: any failure means a dead engine
+            logger.exception("vLLM engine health probe failed")
+            report["error"] = f"{type(exc).__name__}: {exc}"
+        return report
+
+    def shutdown(self) -> None:
+        """Stop the engine-core process and free the engine; safe to call twice."""
+        if self.llm is None:
+            return
+        self.llm.llm_engine.engine_core.shutdown()
+        self.llm = None
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        logger.info("vLLM engine shut down")
