@@ -111,7 +111,8 @@ def plan_requests(batch: TrajectoryBatch, rows: Mapping[str, ScenarioRow], cfg: 
         if cfg.reward_mode == "peer_pairwise" and len(group) < 2:
             logger.warning("reward: group %s has one sample; peer_pairwise cannot judge it (judge_error)", gid)
         texts = {i: candidate_text(batch.completion_texts[i], cfg.max_candidate_words) for i in group}
-        texts[ANCHOR] = truncate_words(reference_answer(row, anchor_index), cfg.max_candidate_words)
+        if cfg.reward_mode == "anchor":
+            texts[ANCHOR] = truncate_words(reference_answer(row, anchor_index), cfg.max_candidate_words)
         for slots in planner(group, cfg.enable_dual_order):
             candidates = tuple(texts[s] for s in slots)
             if kind == "pointwise":
@@ -183,6 +184,11 @@ def _judge_rewards(
     return rewards, statuses
 
 
+def reference_payload_words(row: ScenarioRow) -> float:
+    """Mean payload words of the row's two reference responses (the short-answer yardstick)."""
+    return sum(payload_words(ref.arguments) for ref in row.references) / 2
+
+
 def answer_penalty(completion: str, row: ScenarioRow, cfg: JudgeConfig) -> float:
     """Format plus short-answer penalty of one completion (≥ 0, subtracted from the reward).
 
@@ -191,7 +197,7 @@ def answer_penalty(completion: str, row: ScenarioRow, cfg: JudgeConfig) -> float
     parsed = parse_answer(completion, row.expected_final_action)
     penalty = 0.0 if parsed.ok else cfg.format_penalty
     words = payload_words(parsed.arguments) if parsed.ok and parsed.arguments is not None else 0
-    floor = cfg.short_answer_floor_ratio * sum(payload_words(ref.arguments) for ref in row.references) / 2
+    floor = cfg.short_answer_floor_ratio * reference_payload_words(row)
     if floor > 0 and words < floor:
         penalty += cfg.short_answer_penalty * min(1.0, (floor - words) / floor)
     return penalty

@@ -23,6 +23,7 @@ from typing import Any
 
 from judge.backends.base import JudgeRequest
 from judge.config import JudgeConfig
+from judge.reward import reference_payload_words
 from rollout.answers import payload_words, strip_fence
 from scenarios.facts import fact_mentioned, normalise_text
 from scenarios.schema import ScenarioRow
@@ -129,17 +130,13 @@ def _flag_details(row: ScenarioRow, flag: str) -> list[str]:
     return list(seen)
 
 
-def _reference_words(row: ScenarioRow) -> float:
-    return sum(payload_words(ref.arguments) for ref in row.references) / 2
-
-
 def assess(row: ScenarioRow, candidate: str, *, use_annotations: bool) -> Assessment:
     """Apply the rules (module docstring) to one candidate."""
     text, words = payload_of(candidate)
     if not use_annotations:
         instruction = normalise_text(row.user_instruction)
         leaked = tuple(sorted({m.lower() for m in _LEXICON.findall(text) if m.lower() not in instruction}))
-        short = words < SHORT_RATIO * _reference_words(row)
+        short = words < SHORT_RATIO * reference_payload_words(row)
         return Assessment(leaked, ("much shorter than the references",) if short else (), 0, words)
     if row.sensitive_facts or row.relevant_facts:
         leaked = tuple(f for f in row.sensitive_facts if fact_mentioned(f, text))
