@@ -13,7 +13,7 @@ from cluster.config import ClusterConfig
 from jobs.config_loading import ConfigError, load_config
 from jobs.training.trainer_config import TrainerConfig
 from judge.config import JudgeConfig
-from judge.serve_config import JudgePoolConfig
+from judge.serve_config import JudgePoolConfig, validate_pool_config
 from learner.config import LearnerConfig
 from learner.tiny_model import TinyModelConfig
 from rollout.config import RolloutConfig
@@ -52,9 +52,18 @@ class TrainConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
 
+def required_gpus(cfg: TrainConfig) -> dict[str, float]:
+    """GPUs each component asks for at its peak (judge at max replicas): cluster manifests must match."""
+    return {
+        "rollout": cfg.rollout.num_engines * cfg.rollout.num_gpus_per_engine,
+        "learner": float(cfg.learner.num_ranks if cfg.cluster.num_gpus > 0 and cfg.learner.backend != "gloo" else 0),
+        "judge": cfg.judge_pool.max_replicas * cfg.judge_pool.num_gpus_per_replica,
+    }
+
+
 def validate(cfg: TrainConfig) -> list[str]:
     """Checks that span sections; returns every problem found (empty = valid)."""
-    errors: list[str] = []
+    errors: list[str] = [f"judge_pool: {e}" for e in validate_pool_config(cfg.judge_pool)]
     gpus = cfg.cluster.num_gpus
     if cfg.judge.reward_mode == "peer_pairwise" and cfg.rollout.samples_per_prompt < 2:
         errors.append(
@@ -68,11 +77,7 @@ def validate(cfg: TrainConfig) -> list[str]:
     if cfg.rollout.num_gpus_per_engine == 0 and cfg.rollout.tensor_parallel_size > 1:
         errors.append("rollout.tensor_parallel_size > 1 needs GPUs: set rollout.num_gpus_per_engine or use 1")
     if gpus > 0:
-        wanted = (
-            cfg.rollout.num_engines * cfg.rollout.num_gpus_per_engine
-            + cfg.learner.num_ranks * (0 if cfg.learner.backend == "gloo" else 1)
-            + cfg.judge_pool.max_replicas * cfg.judge_pool.num_gpus_per_replica
-        )
+        wanted = sum(required_gpus(cfg).values())
         if wanted > gpus:
             errors.append(
                 f"the job asks for {wanted:g} GPUs (rollout engines × GPUs each + learner ranks + judge replicas) "

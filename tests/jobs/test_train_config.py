@@ -1,0 +1,50 @@
+"""Every shipped preset loads and validates; cross-field mistakes are all reported together."""
+
+import pytest
+
+from jobs.config import load_train_config, required_gpus, validate
+from jobs.config_loading import ConfigError, available_presets
+
+
+@pytest.mark.parametrize("preset", available_presets())
+def test_every_shipped_preset_validates(preset):
+    cfg = load_train_config(preset, [])
+    assert validate(cfg) == []
+
+
+def test_presets_include_the_cpu_default_and_gpu_ones():
+    assert {"tiny-cpu", "qwen3-4b-1node", "qwen3-8b-2node"} <= set(available_presets())
+
+
+def test_gpu_presets_fit_their_gpu_count():
+    for preset, gpus in (("qwen3-4b-1node", 8), ("qwen3-8b-2node", 16)):
+        cfg = load_train_config(preset, [])
+        assert sum(required_gpus(cfg).values()) == gpus == cfg.cluster.num_gpus
+        assert required_gpus(cfg)["learner"] == cfg.learner.num_ranks
+
+
+def test_invalid_config_lists_every_error_at_once():
+    with pytest.raises(ConfigError) as info:
+        load_train_config(
+            "tiny-cpu",
+            [
+                "rollout.samples_per_prompt=1",  # cross-field: peer_pairwise needs >= 2
+                "rollout.dtype=bfloat16",  # cross-field: CPU engine
+                "trainer.schedule=sometimes",  # single field
+                "learner.lr=fast",  # type error
+            ],
+        )
+    text = str(info.value)
+    assert "trainer.schedule must be one of" in text
+    assert "learner.lr=fast" in text
+    # Single-field errors stop before cross-field checks can run on broken sections; fix them and the
+    # cross-field ones are reported together.
+    with pytest.raises(ConfigError) as info:
+        load_train_config("tiny-cpu", ["rollout.samples_per_prompt=1", "rollout.dtype=bfloat16"])
+    assert len(info.value.errors) == 2
+    assert "samples_per_prompt >= 2" in info.value.errors[0] and "SIGILL" in info.value.errors[1]
+
+
+def test_gpu_overcommit_is_reported():
+    with pytest.raises(ConfigError, match="asks for 10 GPUs"):
+        load_train_config("qwen3-4b-1node", ["rollout.num_engines=4"])
