@@ -33,7 +33,7 @@ from scenarios.loading import load_rows
 logger = logging.getLogger(__name__)
 
 # Bump when the build recipe changes in a way the config does not capture, so stale caches are not reused.
-BUILD_VERSION = 1
+BUILD_VERSION = 2
 # vLLM's CPU attention kernels support head sizes that are multiples of 32 from 32 up; 64 is the safe one.
 HEAD_DIM = 64
 IM_START, IM_END, PAD = "<|im_start|>", "<|im_end|>", "<|endoftext|>"
@@ -65,7 +65,7 @@ class TinyModelConfig:
     # Seed for tokenizer-independent randomness: weight init, warm-start batch order.
     seed: int = 0
     # Supervised warm-start optimizer steps on (prompt → reference answer); 0 = random init only.
-    warm_start_steps: int = 150
+    warm_start_steps: int = 300
     # Peak AdamW learning rate of the warm start (linear warm-up, cosine decay to 10 %).
     warm_start_lr: float = 3e-3
     # (prompt, answer) pairs per warm-start step.
