@@ -13,6 +13,7 @@ this module only builds the tiny one.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
@@ -274,8 +275,9 @@ def _build(cfg: TinyModelConfig, out_dir: Path) -> dict[str, float | None]:
 def ensure_tiny_model(cfg: TinyModelConfig | None = None, cache_dir: str | Path = ".cache/models") -> Path:
     """The HF-format checkpoint directory for `cfg`, built on first use and cached by :func:`config_hash`.
 
-    The build writes into a temporary sibling directory and renames it into place, so a crash or a
-    concurrent builder never leaves a half-written checkpoint behind the cache path.
+    A per-hash file lock makes concurrent callers (parallel test sessions, engineers sharing a
+    checkout) wait for one build instead of each spending minutes on it; the build writes into a
+    staging directory renamed into place, so a crash never leaves a half-written checkpoint.
 
     Args:
         cfg: Model config; None = the `tiny` size.
@@ -286,28 +288,26 @@ def ensure_tiny_model(cfg: TinyModelConfig | None = None, cache_dir: str | Path 
     """
     cfg = cfg or tiny_model_config()
     target = Path(cache_dir) / config_hash(cfg)
-    if (target / "config.json").exists():
-        logger.info("tiny model cache hit: %s", target)
-        return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.parent / f".{target.name}.tmp-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    # Deterministic builds: fixed init seed and batch order; tokenizer training is deterministic itself.
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    try:
-        stats = _build(cfg, staging)
-    except BaseException:
+    with open(target.parent / f".{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (target / "config.json").exists():
+            logger.info("tiny model cache hit: %s", target)
+            return target
+        staging = target.parent / f".{target.name}.staging"
         shutil.rmtree(staging, ignore_errors=True)
-        raise
-    finally:
-        torch.use_deterministic_algorithms(False)
-    try:
-        os.rename(staging, target)
-    except OSError:
-        # Another process finished the same build first: keep theirs.
-        shutil.rmtree(staging, ignore_errors=True)
-        if not (target / "config.json").exists():
+        staging.mkdir()
+        # Seeded init and batch order without disturbing the caller's RNG or determinism settings.
+        was_deterministic = torch.are_deterministic_algorithms_enabled()
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        try:
+            with torch.random.fork_rng(devices=[]):
+                stats = _build(cfg, staging)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
             raise
+        finally:
+            torch.use_deterministic_algorithms(was_deterministic)
+        os.rename(staging, target)
     logger.info("built tiny model %s: %s", target, stats)
     return target

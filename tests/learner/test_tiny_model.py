@@ -104,4 +104,4 @@ def test_build_is_deterministic_for_a_seed(tmp_path: Path) -> None:
     a, b = load_file(first / "model.safetensors"), load_file(second / "model.safetensors")
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
     assert (first / "tokenizer.json").read_text() == (second / "tokenizer.json").read_text()
-    assert not list((tmp_path / "a").glob(".*tmp*"))  # staging directory renamed away
+    assert not list((tmp_path / "a").glob(".*.staging"))  # staging directory renamed away
