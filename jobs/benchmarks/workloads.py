@@ -82,8 +82,10 @@ class Workload:
     driver_prompts_per_step: tuple[int, int]
     # Judge replicas measured in the judge section.
     judge_replicas: tuple[int, ...]
-    # Concurrent judge requests per replica count in the judge section.
-    judge_requests: int
+    # Step batches scored concurrently per replica count in the judge section.
+    judge_batches: int
+    # Offline judge latency per request in the judge section (short, so the in-process baseline stays quick).
+    judge_bench_latency_s: float
     # Learner data-parallel ranks measured.
     learner_ranks: tuple[int, ...]
     # ZeRO stages measured.
@@ -132,7 +134,8 @@ WORKLOADS: dict[str, Workload] = {
         judge_latency_s=0.5,
         driver_prompts_per_step=(8, 16),
         judge_replicas=(1, 2),
-        judge_requests=32,
+        judge_batches=4,
+        judge_bench_latency_s=0.02,
         learner_ranks=(1, 2),
         zero_stages=(2, 3),
         sync_shapes=(W1_MODEL, SYNC_25M, SYNC_100M),
@@ -150,7 +153,8 @@ WORKLOADS: dict[str, Workload] = {
         judge_latency_s=0.5,
         driver_prompts_per_step=(32, 64),
         judge_replicas=(1, 2, 4),
-        judge_requests=256,
+        judge_batches=8,
+        judge_bench_latency_s=0.02,
         learner_ranks=(1, 2),
         zero_stages=(2, 3),
         sync_shapes=(SYNC_100M, QWEN3_06B),
