@@ -27,8 +27,9 @@ class HFAgent:
     """A checkpoint served by a RolloutPool (one vLLM engine per actor); chunks run on all engines at once."""
 
     def __init__(self, spec: AgentSpec, rollout_cfg: Any, *, samples: int, temperature: float, max_tokens: int):
-        from actors.rollout_pool import RolloutPool
         from transformers import AutoTokenizer
+
+        from actors.rollout_pool import RolloutPool
 
         self.samples = samples
         self.greedy = temperature == 0.0 and samples == 1
@@ -43,25 +44,30 @@ class HFAgent:
         self.pool = RolloutPool(cfg)
 
     def _tokens(self, item: EvalItem) -> list[int]:
-        ids = self.tokenizer.apply_chat_template(list(item.messages), add_generation_prompt=True, tokenize=True)
-        return list(ids["input_ids"] if isinstance(ids, dict) else ids)
+        # Same two steps as RolloutActor._prompt_ids, so evaluation prompts match training prompts token for token.
+        text = self.tokenizer.apply_chat_template(list(item.messages), tokenize=False, add_generation_prompt=True)
+        return self.tokenizer.encode(text, add_special_tokens=False)
 
     def generate(self, chunks: Sequence[Chunk]) -> Iterator[tuple[Chunk, Answers]]:
+        """Submit every chunk as one wave (engines work through them in order), collect them in order."""
         import ray
 
-        pending: dict[Any, Chunk] = {}
-        for chunk in chunks:
-            ref = self.pool.async_generate(
-                [self._tokens(item) for item in chunk],
-                [item.item_id for item in chunk],
-                list(range(len(chunk))),
-                greedy=self.greedy,
+        from rollout.batch import TrajectoryBatch
+
+        waves = [
+            (
+                chunk,
+                self.pool.async_generate(
+                    [item.item_id for item in chunk],
+                    prompt_token_ids=[self._tokens(item) for item in chunk],
+                    samples_per_prompt=self.samples,
+                    greedy=self.greedy,
+                ),
             )
-            pending[ref] = chunk
-        while pending:
-            (ready,), _ = ray.wait(list(pending), num_returns=1)
-            chunk = pending.pop(ready)
-            batch = ray.get(ready)
+            for chunk in chunks
+        ]
+        for chunk, refs in waves:
+            batch = TrajectoryBatch.concat(ray.get(refs))
             answers: Answers = {item.item_id: [] for item in chunk}
             for item_id, text in zip(batch.scenario_ids, batch.completion_texts, strict=True):
                 answers[item_id].append(text)
