@@ -73,7 +73,10 @@ def write_json(path: Path, data: Any) -> Path:
 def render_evaluate_markdown(summary: dict[str, Any]) -> str:
     """The `privacyalign evaluate` report: one table per benchmark, one row per agent."""
     agents: list[str] = summary["agents"]
-    parts = [f"# Evaluation report\n\nAgents: {', '.join(f'`{a}`' for a in agents)}\n"]
+    specs = summary.get("agent_specs", {})
+    listed = ", ".join(f"`{a}`" + (f" ({specs[a]})" if a in specs else "") for a in agents)
+    setup = f"Agents: {listed}. Judge: `{summary.get('judge_backend', '?')}`; agent prompt: `{summary.get('prompt_style', '?')}`."
+    parts = [f"# Evaluation report\n\n{setup}\n"]
     bench = summary["benchmarks"]
     if "privacyalign" in bench:
         samples = max(int(bench["privacyalign"][a].get("judge_samples", 1)) for a in agents)
