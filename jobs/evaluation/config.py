@@ -33,8 +33,8 @@ class EvalConfig:
     max_items: int = 0
     # Agents under test: `hf:<checkpoint dir>` or `openai:<base_url>#<model>`; two = side-by-side comparison.
     agents: list[str] = field(default_factory=list)
-    # Agent prompt: naive or privacy_enhanced (ConfAIde: its privacy instruction; PrivacyLens/PrivacyAlign: rollout's).
-    prompt_style: str = "naive"
+    # Agent prompt: privacy_enhanced (the tiny-cpu training default) or naive; ConfAIde maps it to its privacy prompt.
+    prompt_style: str = "privacy_enhanced"
     # Answers sampled per item (ConfAIde's worst case needs several); each is judged separately.
     agent_samples: int = 1
     # Agent sampling temperature (0 = greedy).
