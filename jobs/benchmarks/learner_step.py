@@ -18,7 +18,7 @@ import torch
 
 from jobs.benchmarks.data import batch_tokens, step_prompts, synthetic_scored_batch
 from jobs.benchmarks.models import ensure_bench_model
-from jobs.benchmarks.report import SectionResult
+from jobs.benchmarks.report import SectionResult, median
 from jobs.benchmarks.workloads import Workload
 from learner.config import LearnerConfig
 from rollout.batch import TrajectoryBatch
@@ -64,7 +64,7 @@ def _plain_torch_step_seconds(cfg: LearnerConfig, batch: TrajectoryBatch, repeat
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         times.append(time.perf_counter() - start)
-    return sorted(times[1:])[len(times[1:]) // 2]
+    return median(times[1:])
 
 
 def _group_step_seconds(cfg: LearnerConfig, batch: TrajectoryBatch, repeats: int) -> float:
@@ -83,7 +83,7 @@ def _group_step_seconds(cfg: LearnerConfig, batch: TrajectoryBatch, repeats: int
             times.append(time.perf_counter() - start)
     finally:
         group.shutdown()
-    return sorted(times[1:])[len(times[1:]) // 2]
+    return median(times[1:])
 
 
 def run(workload: Workload, out_dir: Path) -> SectionResult:

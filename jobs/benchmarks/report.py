@@ -35,6 +35,13 @@ class SectionResult:
     skipped: str = ""
 
 
+def median(values: Sequence[float]) -> float:
+    """The middle value (upper middle for an even count): timing summaries robust to one slow repeat."""
+    if not values:
+        raise ValueError("median of no values")
+    return sorted(values)[len(values) // 2]
+
+
 def _cell(value: Any) -> str:
     if isinstance(value, bool) or value is None:
         return "-" if value is None else str(value)

@@ -50,6 +50,12 @@ class BenchContext:
 SectionFn = Callable[[BenchContext], SectionResult]
 
 
+def _rollout(ctx: BenchContext) -> SectionResult:
+    from jobs.benchmarks import rollout_gen
+
+    return rollout_gen.run(ctx.workload, ctx.out_dir)
+
+
 def _judge(ctx: BenchContext) -> SectionResult:
     from jobs.benchmarks import judge_pool
 
@@ -88,6 +94,7 @@ def _e2e(ctx: BenchContext) -> SectionResult:
 
 # name → (section, needs the in-process Ray cluster). Order = run order.
 SECTIONS: dict[str, tuple[SectionFn, bool]] = {
+    "rollout": (_rollout, True),
     "judge": (_judge, True),
     "learner": (_learner, True),
     "sync": (_sync, True),

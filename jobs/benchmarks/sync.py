@@ -18,7 +18,7 @@ import ray
 import torch
 
 from jobs.benchmarks.models import ensure_bench_model
-from jobs.benchmarks.report import SectionResult
+from jobs.benchmarks.report import SectionResult, median
 from jobs.benchmarks.workloads import ModelShape, Workload
 from rollout.config import RolloutConfig
 from rollout.weight_sync import WeightUpdate, encode_bucket, iter_buckets, manifest_entry
@@ -51,10 +51,6 @@ def _available_bytes() -> int:
     return 0
 
 
-def _median(values: list[float]) -> float:
-    return sorted(values)[len(values) // 2]
-
-
 def _memcpy_seconds(tensors: dict[str, torch.Tensor], repeats: int) -> float:
     """Median seconds to copy every tensor into a preallocated buffer of the same shape (after a warm-up)."""
     buffers = {name: torch.empty_like(t) for name, t in tensors.items()}
@@ -64,7 +60,7 @@ def _memcpy_seconds(tensors: dict[str, torch.Tensor], repeats: int) -> float:
         for name, t in tensors.items():
             buffers[name].copy_(t)
         times.append(time.perf_counter() - start)
-    return _median(times[1:])
+    return median(times[1:])
 
 
 def _object_store_seconds(
@@ -87,7 +83,7 @@ def _object_store_seconds(
         publish.append(mark - start)
         load.append(done - mark)
         del refs, update
-    return _median(publish[1:]), _median(load[1:])
+    return median(publish[1:]), median(load[1:])
 
 
 def _measure_shape(shape: ModelShape, workload: Workload, rollout_cfg: RolloutConfig) -> dict:

@@ -94,3 +94,12 @@ def test_json_round_trip(tmp_path):
     assert doc["workload"] == "W1"
     assert doc["sections"]["rollout"]["metrics"]["actor_tokens_per_s"] == 95.0
     assert [t["status"] for t in doc["targets"] if t["target"] == "rollout overhead"] == ["PASS"]
+
+
+def test_median_is_robust_to_one_slow_repeat():
+    from jobs.benchmarks.report import median
+
+    assert median([1.0, 9.0, 2.0]) == 2.0
+    assert median([4.0, 1.0]) == 4.0
+    with pytest.raises(ValueError):
+        median([])
