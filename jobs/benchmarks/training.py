@@ -165,14 +165,17 @@ def _trl_run(workload: Workload, runs: TrainRuns, reward_mode: str) -> dict[str,
 def run_e2e(workload: Workload, runs: TrainRuns) -> SectionResult:
     """End-to-end RL samples/s: our train (sync, async) vs TRL GRPOTrainer, same model/prompts/G/tokens/reward."""
     result = SectionResult("e2e", f"End-to-end RL samples/s ({workload.name}, offline judge, peer-pairwise reward)")
-    result.columns = ["trainer", "steps", "step s", "samples/s", "process wall s", "vs TRL"]
+    stage_columns = [s.removeprefix("time/") + " s" for s in STAGES]
+    result.columns = ["trainer", "steps", "step s", *stage_columns, "samples/s", "process wall s", "vs TRL"]
     ours: dict[str, float] = {}
     for schedule in ("sync", "async"):
         run = runs.run(schedule, runs.overrides(schedule=schedule))
         step_s = _mean(run["steps"], "time/step")
         ours[schedule] = workload.samples_per_step / step_s
-        result.rows.append({"trainer": f"privacyalign train ({schedule})", "steps": len(run["steps"]),
-                            "step s": step_s, "samples/s": ours[schedule], "process wall s": run["wall_s"]})  # fmt: skip
+        row = {"trainer": f"privacyalign train ({schedule})", "steps": len(run["steps"]), "step s": step_s,
+               "samples/s": ours[schedule], "process wall s": run["wall_s"]}  # fmt: skip
+        row.update({col: _mean(run["steps"], s) for col, s in zip(stage_columns, STAGES, strict=True)})
+        result.rows.append(row)
     trl = _trl_run(workload, runs, reward_mode="peer_pairwise")
     timed = trl["step_seconds"][1:]
     result.rows.append({"trainer": "TRL GRPOTrainer (transformers generate)", "steps": len(timed),
