@@ -34,7 +34,7 @@ from scenarios.loading import load_rows
 logger = logging.getLogger(__name__)
 
 # Bump when the build recipe changes in a way the config does not capture, so stale caches are not reused.
-BUILD_VERSION = 2
+BUILD_VERSION = 3
 # vLLM's CPU attention kernels support head sizes that are multiples of 32 from 32 up; 64 is the safe one.
 HEAD_DIM = 64
 IM_START, IM_END, PAD = "<|im_start|>", "<|im_end|>", "<|endoftext|>"
@@ -51,7 +51,7 @@ CHAT_TEMPLATE = (
 class TinyModelConfig:
     """Shape, tokenizer and warm start of the tiny model; every field enters the cache hash."""
 
-    # BPE vocabulary size, special tokens included (byte-level: at least 256 + 3).
+    # Exact vocabulary size: byte-level BPE merges, then reserved special tokens if the corpus saturates.
     vocab_size: int = 2048
     # Residual width; must equal num_heads × 64 (vLLM CPU needs head_dim 64).
     hidden_size: int = 128
@@ -127,7 +127,7 @@ def config_hash(cfg: TinyModelConfig) -> str:
 
 
 def _train_tokenizer(cfg: TinyModelConfig, texts: list[str]):
-    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
     from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
 
@@ -149,6 +149,10 @@ def _train_tokenizer(cfg: TinyModelConfig, texts: list[str]):
         show_progress=False,
     )
     tokenizer.train_from_iterator(texts, trainer=trainer)
+    # A small corpus saturates BPE below vocab_size (every word merged whole; ~1.2k on the bundled rows).
+    # Reserve the rest as never-seen special tokens, as Qwen does, so shapes follow the config, not the data.
+    missing = cfg.vocab_size - tokenizer.get_vocab_size()
+    tokenizer.add_special_tokens([AddedToken(f"<|reserved_{i}|>", special=True) for i in range(max(0, missing))])
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         eos_token=IM_END,
