@@ -49,6 +49,8 @@ def test_checkpoint_loads_in_transformers(tiny_model_dir: Path, dev_rows) -> Non
     assert model.config.model_type == "qwen2"
     assert model.dtype == torch.float32
     assert model.config.hidden_size // model.config.num_attention_heads == HEAD_DIM
+    # The bundled corpus saturates BPE below 2,048: reserved tokens make the vocabulary exact.
+    assert len(tokenizer) == model.config.vocab_size == tiny_model_config().vocab_size
     assert tokenizer.eos_token == IM_END and model.generation_config.eos_token_id == tokenizer.eos_token_id
     prompt = tokenizer.apply_chat_template(
         render_messages(dev_rows[0], "naive"), tokenize=False, add_generation_prompt=True
