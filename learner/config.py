@@ -39,6 +39,9 @@ class LearnerConfig:
     warmup_steps: int = 0
     # Token budget of one micro-batch per rank (prompt + completion tokens, padded length × rows).
     micro_batch_tokens: int = 4096
+    # Sampling temperature of the rollout engines (must equal rollout.temperature): logits are divided
+    # by it so logπ matches vLLM's processed logprobs, the importance ratio's logπ_old.
+    temperature: float = 1.0
     # Policy loss by registered name: `sapo` (paper), `vanilla` (−r·A) or `clipped` (PPO/GRPO surrogate).
     loss: str = "sapo"
     # `clipped` only: the ratio is clipped below at 1 − clip_eps_low.
@@ -78,7 +81,15 @@ class LearnerConfig:
         self.betas = (float(self.betas[0]), float(self.betas[1]))
         if not all(0.0 <= b < 1.0 for b in self.betas):
             raise ValueError(f"learner.betas must lie in [0, 1), got {self.betas}")
-        for name in ("lr", "micro_batch_tokens", "kl_position_chunk", "kl_vocab_chunk", "export_bucket_mb", "eps"):
+        for name in (
+            "lr",
+            "temperature",
+            "micro_batch_tokens",
+            "kl_position_chunk",
+            "kl_vocab_chunk",
+            "export_bucket_mb",
+            "eps",
+        ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"learner.{name} must be > 0, got {getattr(self, name)}")
         for name in ("weight_decay", "grad_clip", "warmup_steps", "kl_coef", "checkpoint_keep_last"):

@@ -136,7 +136,7 @@ class LearnerEngine:
 
     # ---- training ---------------------------------------------------------------------------------
     def _forward(self, model: torch.nn.Module, mb: MicroBatch) -> torch.Tensor:
-        """Logits [b, C, V] predicting the completion tokens (position t's logits predict token t+1)."""
+        """Tempered logits [b, C, V] predicting the completion tokens (position t's logits predict t+1)."""
         keep = torch.arange(mb.prompt_len - 1, mb.input_ids.shape[1] - 1, device=mb.input_ids.device)
         out = model(
             input_ids=mb.input_ids,
@@ -145,7 +145,7 @@ class LearnerEngine:
             logits_to_keep=keep,
             use_cache=False,
         )
-        return out.logits
+        return out.logits / self.cfg.temperature if self.cfg.temperature != 1.0 else out.logits
 
     def _micro_step(self, mb: MicroBatch, scale: float) -> torch.Tensor:
         """Forward + backward of one micro-batch; returns this micro-batch's sums (see _SUMS)."""
@@ -184,7 +184,8 @@ class LearnerEngine:
         valid = [i for i, ok in enumerate(shard.valid or []) if ok]
         micro_batches = split_by_token_budget(shard.select(valid), self.cfg.micro_batch_tokens) if valid else []
         local_tokens = sum(len(shard.completion_ids[i]) for i in valid)
-        counts = torch.tensor([local_tokens, len(micro_batches)], dtype=torch.float64)
+        # Collective tensors live on the compute device: NCCL only reduces GPU tensors.
+        counts = torch.tensor([local_tokens, len(micro_batches)], dtype=torch.float64, device=self.device)
         dist.all_reduce(counts[:1])
         dist.all_reduce(counts[1:], op=dist.ReduceOp.MAX)
         global_tokens, num_micro = int(counts[0]), int(counts[1])
@@ -193,23 +194,25 @@ class LearnerEngine:
             logger.warning("learner step %d skipped: no valid action tokens in the global batch", self.step)
             return {"learner/skipped": 1.0, "learner/action_tokens": 0.0}
         self.engine.train()
-        sums = torch.zeros(len(_SUMS), dtype=torch.float64)
+        sums = torch.zeros(len(_SUMS), dtype=torch.float64, device=self.device)
         padded_tokens = 0
         scale = self.world_size / global_tokens
         for i in range(num_micro):
             part = micro_batches[i] if i < len(micro_batches) else dummy_sample()
             mb = pad_micro_batch(part, self.device)
             padded_tokens += mb.num_tokens if i < len(micro_batches) else 0
-            sums[:5] += self._micro_step(mb, scale).double().cpu()
+            sums[:5] += self._micro_step(mb, scale).double()
         sums[5] = len(valid)
         lr = float(self.engine.get_lr()[0])  # the rate this step uses; the scheduler advances in step()
         self.engine.step()
         self.step += 1
-        throughput = torch.tensor([padded_tokens, time.perf_counter() - start], dtype=torch.float64)
+        elapsed = time.perf_counter() - start
+        throughput = torch.tensor([padded_tokens, elapsed], dtype=torch.float64, device=self.device)
         dist.all_reduce(sums)
         dist.all_reduce(throughput[:1])
         dist.all_reduce(throughput[1:], op=dist.ReduceOp.MAX)
-        total = dict(zip(_SUMS, sums.tolist(), strict=True))
+        total = dict(zip(_SUMS, sums.cpu().tolist(), strict=True))
+        tokens_done, seconds = throughput.cpu().tolist()
         grad_norm = self.engine.get_global_grad_norm()
         return {
             "learner/loss": (total["policy_loss"] + self.cfg.kl_coef * total["kl"]) / global_tokens,
@@ -222,8 +225,8 @@ class LearnerEngine:
             "learner/action_tokens": float(global_tokens),
             "learner/samples": total["samples"],
             "learner/micro_batches": float(num_micro),
-            "learner/tokens_per_s": throughput[0].item() / max(throughput[1].item(), 1e-9),
-            "learner/step_seconds": throughput[1].item(),
+            "learner/tokens_per_s": tokens_done / max(seconds, 1e-9),
+            "learner/step_seconds": seconds,
             "learner/skipped": 0.0,
         }
 
