@@ -40,11 +40,21 @@ class LearnerActor:
         """One optimizer step on this rank's shard (a top-level ObjectRef argument, resolved by Ray)."""
         return self.learner.train_step(shard)
 
-    def save_checkpoint(self, path: str, cursor: dict[str, Any], config: dict[str, Any]) -> str:
-        """Write a checkpoint of the whole group to `path` atomically; returns the final path."""
+    def save_checkpoint(self, directory: str, cursor: dict[str, Any], config: dict[str, Any]) -> str:
+        """Write a checkpoint of the whole group atomically; returns its path.
+
+        Args:
+            directory: where checkpoints live (`<directory>/step_<learner step>`); "" = cfg.checkpoint_dir.
+            cursor: the trainer's data position, handed back by `load_checkpoint`.
+            config: the resolved run config, stored with the checkpoint.
+        """
         from learner.checkpoint import save_checkpoint
 
-        return str(save_checkpoint(self.learner, path, cursor, config, self.learner.cfg.checkpoint_keep_last))
+        cfg = self.learner.cfg
+        directory = directory or cfg.checkpoint_dir
+        if not directory:
+            raise ValueError("save_checkpoint: no directory given and learner.checkpoint_dir is empty; set one")
+        return str(save_checkpoint(self.learner, directory, cursor, config, cfg.checkpoint_keep_last))
 
     def load_checkpoint(self, path: str) -> dict[str, Any]:
         """Restore the group from `path`; returns the stored step, cursor and config."""

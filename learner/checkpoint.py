@@ -124,21 +124,21 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(
-    learner: LearnerEngine, path: str | Path, cursor: dict[str, Any], config: dict[str, Any], keep_last: int
+    learner: LearnerEngine, directory: str | Path, cursor: dict[str, Any], config: dict[str, Any], keep_last: int
 ) -> Path:
-    """Write a complete checkpoint to `path` atomically (collective: every rank calls it).
+    """Write a complete checkpoint to `directory/step_<learner step>` atomically (collective).
 
     Args:
         learner: this rank's engine.
-        path: final directory (usually `<checkpoint_dir>/<checkpoint_name(step)>`); replaced if present.
+        directory: where checkpoints live; the new one replaces a same-step one if present.
         cursor: the trainer's data position (JSON-serialisable), returned unchanged by `load_checkpoint`.
         config: the resolved run config (JSON-serialisable), stored for the record.
-        keep_last: after writing, delete older complete checkpoints beside `path` beyond this many (0 = none).
+        keep_last: after writing, keep only the newest `keep_last` complete checkpoints in `directory` (0 = all).
 
     Returns:
         The final path.
     """
-    path = Path(path).absolute()
+    path = Path(directory).absolute() / checkpoint_name(learner.step)
     rank = learner.rank
     names: list[Any] = [None]
     if rank == 0:

@@ -126,19 +126,20 @@ def test_checkpoint_round_trip_resumes_exactly(model_dir: Path, tmp_path: Path) 
     # Warm-up spans the save, so the scheduler state must be restored too.
     overrides = dict(zero_stage=3, warmup_steps=5, kl_estimator="full", checkpoint_keep_last=2)
     cursor, config = {"next_step": 3, "epoch": 0}, {"learner": {"lr": 1e-3}}
-    save = lambda group, step: ray.get(
-        group.run_all("save_checkpoint", str(tmp_path / f"step_{step:06d}"), cursor, config)
-    )  # noqa: E731
+
+    def save(group: ActorGroup) -> list[str]:
+        return ray.get(group.run_all("save_checkpoint", str(tmp_path), cursor, config))
+
     group = make_group(model_dir, 2, **overrides)
     try:
         train(group, batches[0])
-        save(group, 1)
+        assert save(group) == [str(tmp_path / "step_000001")] * 2
         for b in batches[1:3]:
             train(group, b)
-        save(group, 3)
+        save(group)
         tail = [train(group, b) for b in batches[3:]]
         final = weights(group)
-        save(group, 5)  # keep_last=2 prunes step 1
+        save(group)  # keep_last=2 prunes step 1
     finally:
         group.shutdown()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["step_000003", "step_000005"]
