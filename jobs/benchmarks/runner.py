@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from jobs.benchmarks.report import (
@@ -36,8 +36,6 @@ class BenchContext:
     out_dir: Path
     # jobs.benchmarks.training.TrainRuns, created on first use.
     train_runs: object | None = None
-    # Free-form facts recorded in the JSON header (machine, versions).
-    facts: dict[str, str] = field(default_factory=dict)
 
     def runs(self):
         from jobs.benchmarks.training import TrainRuns
@@ -129,6 +127,7 @@ def run_bench(
     ctx = BenchContext(workload=workload, out_dir=out_root / stamp)
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
     results: dict[str, SectionResult] = {}
+    header = {"workload": workload.name, "workload_description": workload.description, "timestamp_utc": stamp}
     ordered = sorted(names, key=lambda n: not registry[n][1])  # in-process Ray sections first
     for name in ordered:
         fn, needs_ray = registry[name]
@@ -144,10 +143,11 @@ def run_bench(
             results[name] = SectionResult(name, f"Section {name}", skipped=f"failed: {type(exc).__name__}: {exc}")
         logger.info("section %s done in %.0f s", name, time.perf_counter() - started)
         emit(format_section(results[name]) + "\n")
+        # Rewritten after every section, so a run killed halfway keeps what it measured.
+        write_json(out_root / f"{stamp}.json", header, results, evaluate_targets(results))
     disconnect()
     summary = evaluate_targets(results)
     emit(format_table(f"Targets ({workload.name})", SUMMARY_COLUMNS, summary))
-    header = {"workload": workload.name, "workload_description": workload.description, "timestamp_utc": stamp}
     path = write_json(out_root / f"{stamp}.json", header, results, summary)
     emit(f"\nJSON: {path}")
     return results, path
