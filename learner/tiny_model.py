@@ -24,12 +24,18 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from rollout.prompts import SYSTEM_PROMPTS, reference_answer, render_messages
 from scenarios.config import bundled_scenarios_path
 from scenarios.loading import load_rows
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from scenarios.schema import ScenarioRow
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +132,7 @@ def config_hash(cfg: TinyModelConfig) -> str:
     return digest.hexdigest()[:16]
 
 
-def _train_tokenizer(cfg: TinyModelConfig, texts: list[str]):
+def _train_tokenizer(cfg: TinyModelConfig, texts: list[str]) -> PreTrainedTokenizerBase:
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
     from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
@@ -162,7 +168,9 @@ def _train_tokenizer(cfg: TinyModelConfig, texts: list[str]):
     )
 
 
-def _warm_start_pairs(cfg: TinyModelConfig, tokenizer, rows) -> list[tuple[list[int], list[int]]]:
+def _warm_start_pairs(
+    cfg: TinyModelConfig, tokenizer: PreTrainedTokenizerBase, rows: list[ScenarioRow]
+) -> list[tuple[list[int], list[int]]]:
     """(prompt ids, answer ids + <|im_end|>) for both references of every row; overlong pairs are dropped."""
     pairs, dropped = [], 0
     for row in rows:
@@ -181,7 +189,9 @@ def _warm_start_pairs(cfg: TinyModelConfig, tokenizer, rows) -> list[tuple[list[
     return pairs
 
 
-def _warm_start(cfg: TinyModelConfig, model, pairs: list[tuple[list[int], list[int]]], pad_id: int) -> float:
+def _warm_start(
+    cfg: TinyModelConfig, model: PreTrainedModel, pairs: list[tuple[list[int], list[int]]], pad_id: int
+) -> float:
     """Supervised fine-tuning on the answer tokens only; returns the mean loss of the last 10 steps."""
     order_rng = random.Random(cfg.seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.warm_start_lr, weight_decay=0.01)
