@@ -30,18 +30,20 @@ class VllmBackend:
             raise ValueError("vllm backend: set pool.vllm.model to the judge model's HF directory or hub id")
         # Read by vLLM's CPU worker when the engine starts; harmless on GPUs.
         os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(cfg.kv_cache_gib)
+        import torch
         from vllm import LLM  # heavy import: only replicas that use this backend pay for it
 
         self.cfg = cfg
         self.name = "vllm"
         self.model = cfg.model
-        self._llm = LLM(
+        gpu_kwargs = {"gpu_memory_utilization": cfg.gpu_memory_utilization} if torch.cuda.is_available() else {}
+        self._llm: LLM | None = LLM(
             model=cfg.model,
             dtype=cfg.dtype,
             max_model_len=cfg.max_model_len,
             seed=cfg.seed,
-            gpu_memory_utilization=cfg.gpu_memory_utilization,
             enforce_eager=True,
+            **gpu_kwargs,
         )
         self._tokenizer = self._llm.get_tokenizer()
         logger.info("vllm judge engine up: model=%s dtype=%s max_model_len=%d", cfg.model, cfg.dtype, cfg.max_model_len)
@@ -74,6 +76,7 @@ class VllmBackend:
             results.append("")
             runnable.append((i, messages, params))
         if runnable:
+            assert self._llm is not None, "VllmBackend.complete after close()"
             outputs = self._llm.chat(
                 [messages for _, messages, _ in runnable], [params for _, _, params in runnable], use_tqdm=False
             )
@@ -82,5 +85,7 @@ class VllmBackend:
         return results
 
     def close(self) -> None:
-        """Stop the engine's core process now rather than whenever the garbage collector gets to it."""
-        self._llm.llm_engine.engine_core.shutdown()
+        """Stop the engine's core process now rather than at garbage collection; safe to call twice."""
+        if self._llm is not None:
+            self._llm.llm_engine.engine_core.shutdown()
+            self._llm = None

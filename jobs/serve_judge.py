@@ -1,0 +1,98 @@
+"""`privacyalign serve-judge`: run the autoscaling judge pool standalone, shared by several jobs.
+
+Connects to `RAY_ADDRESS` when set (or `cluster.address`), else embeds a local cluster, deploys the
+judge application under `pool.app_name` and blocks until Ctrl-C. Training and evaluation jobs on the
+same cluster reach it with `serve.get_app_handle(app_name)`; outside callers POST to its HTTP route
+(loopback by default; a non-loopback `pool.http_host` requires the token in `pool.auth_token_env`).
+
+    privacyalign serve-judge judge.backend=offline pool.max_replicas=4
+    PRIVACYALIGN_JUDGE_TOKEN=... privacyalign serve-judge pool.http_host=0.0.0.0 pool.http_port=8000
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+
+from cluster.config import ClusterConfig
+from jobs.config_loading import ConfigError, load_config, to_yaml
+from judge.config import JudgeConfig
+from judge.serve_config import JudgePoolConfig
+from scenarios.config import DataConfig
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ServeJudgeConfig:
+    """Everything `serve-judge` needs; each section goes to its own component."""
+
+    # Where the pool runs: RAY_ADDRESS / an address, or an embedded local cluster.
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    # Scenario rows the judge looks up by id (HTTP callers may also send rows inline).
+    data: DataConfig = field(default_factory=lambda: DataConfig(split="all"))
+    # What is judged: prompts, reward mode, backend name.
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
+    # Replicas, autoscaling, batching, cache, HTTP and backend options.
+    pool: JudgePoolConfig = field(default_factory=JudgePoolConfig)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="privacyalign serve-judge",
+        description="Run the autoscaling judge pool on Ray Serve until Ctrl-C.",
+        epilog="Trailing key=value pairs override the config, e.g. judge.backend=vllm pool.vllm.model=/path "
+        "pool.min_replicas=2 pool.http_host=0.0.0.0.",
+    )
+    parser.add_argument(
+        "--config", default=None, help="YAML file (or preset name) with cluster/data/judge/pool sections"
+    )
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    parser.add_argument("overrides", nargs="*", help="OmegaConf dotlist overrides (cluster.*, data.*, judge.*, pool.*)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = load_config(ServeJudgeConfig, args.config, args.overrides)
+    except ConfigError as exc:
+        print(exc)
+        return 2
+    if args.print_config:
+        print(to_yaml(cfg))
+        return 0
+    # Heavy imports only once the config is known to be good.
+    from cluster.connect import connect
+    from judge.pool import JudgePool
+    from scenarios.loading import load_data
+
+    # A busy 2-core box answers queue-length probes slower than Serve's 0.1 s default.
+    os.environ.setdefault("RAY_SERVE_QUEUE_LENGTH_RESPONSE_DEADLINE_S", "1.0")
+    rows = {row.id: row for row in load_data(cfg.data).rows}
+    connect(cfg.cluster)
+    try:
+        pool = JudgePool.start(cfg.judge, cfg.pool, rows)
+    except ValueError as exc:
+        print(f"serve-judge: {exc}")
+        return 2
+    where = (
+        f"http://{cfg.pool.http_host}:{cfg.pool.http_port}{cfg.pool.route_prefix}"
+        if cfg.pool.enable_http
+        else "no HTTP"
+    )
+    logger.info("judge pool %r serving %d rows (%s); Ctrl-C to stop", cfg.pool.app_name, len(rows), where)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        logger.info("stopping judge pool %r", cfg.pool.app_name)
+    pool.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
