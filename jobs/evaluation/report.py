@@ -313,6 +313,8 @@ def write_report(summary: dict[str, Any], run_dir: Path) -> list[Path]:
         charts, render = plot_confusions(summary, run_dir), render_judge_eval_markdown
     else:
         charts, render = plot_evaluate(summary, run_dir), render_evaluate_markdown
+    for chart in charts:
+        os.chmod(run_dir / chart, 0o600)
     summary = {**summary, "charts": charts}
     paths = [write_json(run_dir / "summary.json", summary)]
     report = run_dir / "report.md"

@@ -45,7 +45,7 @@ def test_evaluate_report_files_and_tables(tmp_path):
     paths = write_report(_evaluate_summary(), run_dir)
     assert {p.name for p in paths} == {"summary.json", "report.md", "rates.png", "before_after.png"}
     for p in paths:
-        assert p.stat().st_size > 0
+        assert p.stat().st_size > 0 and stat.S_IMODE(p.stat().st_mode) == 0o600
     assert (run_dir / "rates.png").read_bytes()[:4] == b"\x89PNG"
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["charts"] == ["rates.png", "before_after.png"]
