@@ -111,7 +111,8 @@ def run(workload: Workload, out_dir: Path) -> SectionResult:
             result.metrics[f"tokens_per_s_r{ranks}_z{zero}"] = tokens / seconds
             logger.info("%s: %.2f s/step", name, seconds)
     result.notes.append(
-        f"median of {workload.repeats} steps after 1 warm-up; 2 CPU cores per configuration; "
+        f"median of {workload.repeats} steps after 1 warm-up; 2 CPU cores per configuration (plain torch ran "
+        f"with {torch.get_num_threads()} threads); "
         "DeepSpeed rows include the driver→actor Ray hop and (2 ranks) gloo all-reduces"
     )
     return result
