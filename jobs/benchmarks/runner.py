@@ -9,6 +9,7 @@ skipped with its error; the others still run.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -141,7 +142,12 @@ def run_bench(
         except Exception as exc:  # process boundary: one broken section must not hide the others
             logger.exception("bench section %s failed", name)
             results[name] = SectionResult(name, f"Section {name}", skipped=f"failed: {type(exc).__name__}: {exc}")
-        logger.info("section %s done in %.0f s", name, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        # Other processes on a shared box skew every number: record how busy the machine was.
+        load = os.getloadavg()[0]
+        results[name].notes.append(f"section took {seconds:.0f} s; 1-min load average at its end {load:.1f} "
+                                   f"on {os.cpu_count()} cores")  # fmt: skip
+        logger.info("section %s done in %.0f s", name, seconds)
         emit(format_section(results[name]) + "\n")
         # Rewritten after every section, so a run killed halfway keeps what it measured.
         write_json(out_root / f"{stamp}.json", header, results, evaluate_targets(results))
