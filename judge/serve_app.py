@@ -149,6 +149,13 @@ class _VerdictCache:
     def drop(self, key: tuple[str, ...]) -> None:
         self._entries.pop(key, None)
 
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class JudgeCallFailed(RuntimeError):
+    """No judge answer for a request (replicas lost, backend error): reward.py records `judge_error`."""
+
 
 class _FanOutBackend:
     """The backend score_batch sees inside the ingress: each `complete` fans out to the judge replicas.
@@ -167,10 +174,6 @@ class _FanOutBackend:
         verdicts = future.result()
         self.verdicts.extend(verdicts)
         return [JudgeCallFailed(v.error) if v.error else v.text for v in verdicts]
-
-
-class JudgeCallFailed(RuntimeError):
-    """No judge answer for a request (replicas lost, backend error): reward.py records `judge_error`."""
 
 
 @serve.deployment(name="JudgeIngress", ray_actor_options={"num_cpus": 0}, max_ongoing_requests=1000)
@@ -203,7 +206,7 @@ class JudgeIngress:
 
     async def stats(self) -> dict[str, int]:
         """Counters for tests and monitoring: fresh judge calls made, cache entries held."""
-        return {"judge_calls": self.judge_calls, "cache_entries": len(self._cache._entries) if self._cache else 0}
+        return {"judge_calls": self.judge_calls, "cache_entries": len(self._cache) if self._cache else 0}
 
     async def judge_many(self, requests: Sequence[JudgeRequest]) -> list[JudgeOutput]:
         """One verdict per request, in order: many concurrent handle calls, so replicas share the load."""
@@ -316,7 +319,11 @@ class JudgeIngress:
     async def _judge_cached(self, request: JudgeRequest) -> JudgeOutput:
         if self._cache is None:
             return await self._judge_with_retries(request)
-        key = (request.row.id, candidate_hash(request), await self._model(), prompt_hash(request.messages))
+        try:
+            model = await self._model()
+        except _REPLICA_LOST:  # no replica to ask: judge uncached, which ends in an explicit judge_error
+            return await self._judge_with_retries(request)
+        key = (request.row.id, candidate_hash(request), model, prompt_hash(request.messages))
         pending = self._cache.get(key)
         if pending is not None:
             return replace(await asyncio.shield(pending), cached=True)
