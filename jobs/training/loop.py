@@ -127,7 +127,7 @@ class RLLoop:
             shards = reshard.options(num_returns=num_ranks).remote(num_ranks, *scored)
             shards = [shards] if num_ranks == 1 else list(shards)
             learn_metrics = self.fetcher.get(self.learner.async_train_step(shards))
-            metrics.update({f"learner/{k}": v for k, v in learn_metrics.items()})
+            metrics.update(learn_metrics)  # already namespaced `learner/...`
             timings["time/learn"] = time.perf_counter() - mark
 
             mark = time.perf_counter()

@@ -1,0 +1,107 @@
+"""`ray job submit -- privacyalign train` against a `ray start --head` cluster on loopback, token auth on.
+
+This is how users run on a real cluster: the job must join the running cluster (RAY_ADDRESS is set by
+the job supervisor) instead of starting a private one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def head_cluster(tmp_path):
+    """A one-node cluster started the way the README says, with token authentication."""
+    env = {
+        **os.environ,
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": secrets.token_hex(16),
+        "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
+        "VLLM_CPU_KVCACHE_SPACE": "1",
+    }
+    env.pop("RAY_ADDRESS", None)
+    dashboard_port = _free_port()
+    start = [
+        str(BIN / "ray"),
+        "start",
+        "--head",
+        f"--port={_free_port()}",
+        "--node-ip-address=127.0.0.1",
+        "--num-cpus=4",
+        "--include-dashboard=true",
+        "--dashboard-host=127.0.0.1",
+        f"--dashboard-port={dashboard_port}",
+    ]
+    subprocess.run(start, env=env, check=True, capture_output=True, timeout=180)
+    try:
+        yield env, f"http://127.0.0.1:{dashboard_port}"
+    finally:
+        subprocess.run([str(BIN / "ray"), "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+def test_submitted_train_job_joins_the_running_cluster(head_cluster, tmp_path):
+    env, address = head_cluster
+    run_dir = tmp_path / "submitted-run"
+    submit = [
+        str(BIN / "ray"),
+        "job",
+        "submit",
+        f"--address={address}",
+        f"--working-dir={REPO}",
+        "--",
+        "privacyalign",
+        "train",
+        f"--run-dir={run_dir}",
+        f"model.cache_dir={REPO / '.cache' / 'models'}",  # reuse the built tiny model
+        "trainer.num_steps=1",
+        "trainer.prompts_per_step=2",
+        "trainer.eval_max_prompts=1",
+        "trainer.eval_samples_per_prompt=1",
+        "trainer.checkpoint_every=0",
+        "trainer.enable_progress_bar=false",
+        "rollout.max_tokens=32",
+    ]
+    started = time.monotonic()
+    result = subprocess.run(submit, env=env, capture_output=True, text=True, timeout=600)
+    logs = result.stdout[-6000:] + result.stderr[-3000:]
+    assert result.returncode == 0, logs
+    assert "succeeded" in logs.lower(), logs
+    assert "(connected)" in logs, "the job started its own cluster instead of joining the running one"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["steps"] == 1.0
+    assert time.monotonic() - started < 600
+
+
+def test_submission_without_the_token_is_refused(head_cluster):
+    env, address = head_cluster
+    no_token = {k: v for k, v in env.items() if k != "RAY_AUTH_TOKEN"}
+    no_token["RAY_AUTH_TOKEN_PATH"] = "/nonexistent/auth_token"
+    result = subprocess.run(
+        [str(BIN / "ray"), "job", "list", f"--address={address}"],
+        env=no_token,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "token" in (result.stdout + result.stderr).lower()

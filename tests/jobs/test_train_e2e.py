@@ -1,0 +1,125 @@
+"""`privacyalign train` end to end on the tiny model: outputs, both schedules, kill + exact resume.
+
+Each run is a subprocess (its own Ray cluster, engines and learner), as a user would start it.
+Runs are kept to a few steps on two prompts so the module fits the CI budget.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+pytestmark = pytest.mark.slow
+
+# Small but complete: 2 prompts × 4 samples per step, 2 dev prompts in evaluations.
+SMALL = [
+    "trainer.prompts_per_step=2",
+    "trainer.eval_max_prompts=2",
+    "trainer.eval_samples_per_prompt=2",
+    "trainer.eval_every=0",
+    "trainer.enable_progress_bar=false",
+    "rollout.max_tokens=48",
+    # Prefix-cache hits change which kernels compute a prompt's KV; keep runs bit-comparable.
+    "rollout.enable_prefix_caching=false",
+]
+
+
+def _train(run_dir: Path, *overrides: str, resume: bool = False) -> subprocess.Popen:
+    args = ["--resume", str(run_dir)] if resume else ["--run-dir", str(run_dir)]
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "RAY_ADDRESS": ""}
+    log = (run_dir.parent / f"{run_dir.name}{'-resume' if resume else ''}.log").open("w")
+    return subprocess.Popen(
+        [sys.executable, "-m", "jobs.cli", "train", *args, *SMALL, *overrides],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
+
+
+def _finish(proc: subprocess.Popen, run_dir: Path, timeout: float = 420) -> None:
+    code = proc.wait(timeout=timeout)
+    log = (run_dir.parent / f"{run_dir.name}.log").read_text()[-4000:]
+    assert code == 0, f"train exited {code}:\n{log}"
+
+
+def _records(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def _final_weights(run_dir: Path, step: int) -> dict:
+    return load_file(str(run_dir / "checkpoints" / f"step_{step:06d}" / "model.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def sync_run(tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("train") / "sync"
+    _finish(_train(run_dir, "trainer.num_steps=3", "trainer.checkpoint_every=1"), run_dir)
+    return run_dir
+
+
+def test_sync_run_writes_metrics_checkpoints_config_and_plot(sync_run):
+    records = _records(sync_run)
+    train_steps = [r for r in records if "reward/mean" in r]
+    assert [r["step"] for r in train_steps] == [1, 2, 3]
+    for r in train_steps:
+        assert r["samples"] == 8 and r["skipped"] == 0.0
+        assert {"time/generate_wait", "time/judge", "time/learn", "time/sync"} <= set(r)
+        assert r["judge/status_ok"] > 0
+    evals = [r for r in records if "eval/leak_rate" in r]
+    assert [r["step"] for r in evals] == [0, 3]
+    summary = json.loads((sync_run / "summary.json").read_text())
+    assert {"before/eval/leak_rate", "after/eval/leak_rate", "after/eval/clean_rate"} <= set(summary)
+    assert (sync_run / "config.yaml").read_text().startswith("cluster:")
+    assert (sync_run / "curves.png").stat().st_size > 1000
+    assert any((sync_run / "tensorboard").iterdir())
+    checkpoint = sync_run / "checkpoints" / "step_000003"
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in checkpoint.iterdir()}
+    for path in (sync_run, sync_run / "checkpoints", checkpoint):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o700, path
+
+
+def test_driver_fetches_only_small_summaries(sync_run):
+    """The single controller holds refs: per step it fetches a few KB of metrics, not trajectories."""
+    fetched = [r["driver/fetched_bytes"] for r in _records(sync_run) if "driver/fetched_bytes" in r]
+    assert fetched and max(fetched) < 16_384
+
+
+def test_kill_after_checkpoint_then_resume_matches_uninterrupted_run(sync_run, tmp_path):
+    run_dir = tmp_path / "killed"
+    proc = _train(run_dir, "trainer.num_steps=3", "trainer.checkpoint_every=1")
+    deadline = time.monotonic() + 400
+    step1 = run_dir / "checkpoints" / "step_000001"
+    while not step1.exists():
+        assert proc.poll() is None, "train exited before its first checkpoint"
+        assert time.monotonic() < deadline, "no checkpoint within the deadline"
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    subprocess.run(["ray", "stop", "--force"], capture_output=True, check=False)
+
+    resumed = _train(run_dir, resume=True)
+    _finish(resumed, run_dir.parent / f"{run_dir.name}-resume")
+    for name, tensor in _final_weights(sync_run, 3).items():
+        assert (tensor == _final_weights(run_dir, 3)[name]).all(), name
+    rewards = {r["step"]: r["reward/mean"] for r in _records(sync_run) if "reward/mean" in r}
+    resumed_rewards = {r["step"]: r["reward/mean"] for r in _records(run_dir) if "reward/mean" in r}
+    assert resumed_rewards == rewards
+
+
+def test_async_schedule_keeps_staleness_within_bound(tmp_path):
+    run_dir = tmp_path / "async"
+    _finish(_train(run_dir, "trainer.num_steps=3", "trainer.schedule=async", "trainer.max_staleness=1"), run_dir)
+    train_steps = [r for r in _records(run_dir) if "reward/mean" in r]
+    assert [r["step"] for r in train_steps] == [1, 2, 3]
+    assert max(r["staleness"] for r in train_steps) == 1  # generation really ran one step ahead
+    assert all(r["samples"] == 8 for r in train_steps)
