@@ -79,6 +79,10 @@ class RolloutEngine:
         else:
             # Read by the CPU backend when the engine core starts.
             os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(cfg.kv_cache_gib)
+            # No chunked prefill on CPU: a partially prefilled request with a per-request seed makes
+            # vLLM 0.32 rewind its generator's offset, which CPU generators reject ("CPU Generator
+            # does not use offset") and the engine dies. A token budget covering a full batch avoids it.
+            kwargs["max_num_batched_tokens"] = cfg.max_num_seqs * cfg.max_model_len
         if cfg.weight_sync == "collective":
             kwargs["weight_transfer_config"] = {"backend": "nccl"}
         self.llm: LLM | None = LLM(
@@ -94,25 +98,25 @@ class RolloutEngine:
             worker_extension_cls=f"{__name__}.WeightSyncWorkerExtension",
             **kwargs,
         )
-        self.sampling = SamplingParams(
-            n=cfg.samples_per_prompt,
-            temperature=cfg.temperature,
-            top_p=cfg.top_p,
-            max_tokens=cfg.max_tokens,
-            stop=list(cfg.stop) or None,
-            ignore_eos=cfg.enable_ignore_eos,
+        logger.info("vLLM engine up: %s, tp=%d, dtype=%s", cfg.model, cfg.tensor_parallel_size, cfg.dtype)
+
+    def _sampling(self, n: int, greedy: bool, seed: int | None) -> SamplingParams:
+        return SamplingParams(
+            n=1 if greedy else n,
+            temperature=0.0 if greedy else self.cfg.temperature,
+            top_p=1.0 if greedy else self.cfg.top_p,
+            max_tokens=self.cfg.max_tokens,
+            stop=list(self.cfg.stop) or None,
+            ignore_eos=self.cfg.enable_ignore_eos,
+            seed=seed,
             # 0 = just the sampled token's logprob (vLLM always includes the sampled token).
             logprobs=0,
         )
-        self.greedy_sampling = SamplingParams(
-            n=1,
-            temperature=0.0,
-            max_tokens=cfg.max_tokens,
-            stop=list(cfg.stop) or None,
-            ignore_eos=cfg.enable_ignore_eos,
-            logprobs=0,
-        )
-        logger.info("vLLM engine up: %s, tp=%d, dtype=%s", cfg.model, cfg.tensor_parallel_size, cfg.dtype)
+
+    @property
+    def tokenizer(self) -> Any:
+        """The model's tokenizer (chat template included), as vLLM loaded it."""
+        return self._engine().get_tokenizer()
 
     def _engine(self) -> LLM:
         if self.llm is None:
@@ -126,6 +130,9 @@ class RolloutEngine:
         scenario_ids: list[str],
         group_ids: list[int],
         policy_version: int,
+        *,
+        seed: int | None = None,
+        samples_per_prompt: int | None = None,
         greedy: bool = False,
     ) -> TrajectoryBatch:
         """G samples for each prompt, with the sampled tokens' logprobs.
@@ -138,6 +145,10 @@ class RolloutEngine:
             scenario_ids: ScenarioRow.id per prompt.
             group_ids: group id per prompt; its G samples share it.
             policy_version: learner step of the loaded weights, stamped on the batch.
+            seed: per-call sampling seed; prompt with group id g uses ``seed + g * G`` (vLLM adds the
+                sample index), so a sample depends on its group, not on which engine drew it.
+                None = the engine's own seeded stream.
+            samples_per_prompt: G for this call (default `cfg.samples_per_prompt`).
             greedy: one argmax sample per prompt instead of G sampled ones (evaluation, checks).
         """
         if not len(prompt_token_ids) == len(scenario_ids) == len(group_ids):
@@ -165,8 +176,9 @@ class RolloutEngine:
                 room,
                 "skipped" if self.cfg.prompt_overflow == "skip" else "truncated",
             )
-        sampling = self.greedy_sampling if greedy else self.sampling
-        outputs = self._engine().generate(prompts, sampling, use_tqdm=False) if prompts else []
+        n = samples_per_prompt or self.cfg.samples_per_prompt
+        params = [self._sampling(n, greedy, None if seed is None else seed + group_ids[i] * n) for i in kept]
+        outputs = self._engine().generate(prompts, params, use_tqdm=False) if prompts else []
         columns: dict[str, list] = {k: [] for k in ("s", "g", "p", "c", "l", "t", "f")}
         for i, prompt, out in zip(kept, prompts, outputs, strict=True):
             for sample in out.outputs:
