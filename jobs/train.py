@@ -156,7 +156,11 @@ def main(argv: list[str] | None = None) -> int:
 
         print(to_yaml(cfg))
         return 0
-    summary = run(cfg, run_dir, resume=bool(args.resume))
+    try:
+        summary = run(cfg, run_dir, resume=bool(args.resume))
+    except ConfigError as exc:  # e.g. a bad data row, found when the session loads the scenarios
+        print(f"privacyalign train: {exc}", file=sys.stderr)
+        return 2
     lines = [f"run directory: {run_dir}"]
     for key in ("leak_rate", "omit_rate", "clean_rate", "valid_answer_rate"):
         before, after = summary.get(f"before/eval/{key}"), summary.get(f"after/eval/{key}")

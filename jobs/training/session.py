@@ -20,7 +20,7 @@ from actors.group import ActorGroup
 from actors.learner_actor import LearnerActor, learner_group_config
 from cluster.connect import connect
 from jobs.config import TINY_MODEL, TrainConfig
-from jobs.config_loading import to_dict
+from jobs.config_loading import ConfigError, to_dict
 from jobs.training.dev_eval import evaluate_dev_batch
 from jobs.training.driver_fetch import DriverFetcher
 from judge.pool import JudgePool
@@ -78,11 +78,18 @@ class TrainingSession:
 
     def start(self) -> None:
         cfg = self.cfg
-        connect(cfg.cluster)
-        model_path = resolve_model(cfg)
-        loaded = load_data(dataclasses.replace(cfg.data, split="all"))
+        # Data first: a bad row or an empty file is a user mistake, reported before Ray, the engines and
+        # the model start (RowValidationError names file:line:field; `privacyalign train` exits 2).
+        try:
+            loaded = load_data(dataclasses.replace(cfg.data, split="all"))
+        except (ValueError, FileNotFoundError) as exc:
+            raise ConfigError([f"data.source: {exc}"]) from None
         rows = {row.id: row for row in loaded.rows}
         self.train_ids = [i for i in rows if in_split(i, cfg.data.split)]
+        if not self.train_ids:
+            raise ConfigError([f"data.split={cfg.data.split!r} selects none of the {len(rows)} rows of data.source"])
+        connect(cfg.cluster)
+        model_path = resolve_model(cfg)
         self.dev_ids = sorted(i for i in rows if in_split(i, "dev"))
         if cfg.trainer.eval_max_prompts:
             self.dev_ids = self.dev_ids[: cfg.trainer.eval_max_prompts]

@@ -1,0 +1,103 @@
+"""Drill: bad input through the `privacyalign train` CLI is a clear message and exit code 2, not a traceback.
+
+Data errors are found before Ray, the engines or the tiny model start, so these tests are cheap;
+they also check that nothing was started. The loader's own error details are tested in
+tests/scenarios/test_scenario_loading.py; here the point is what a user sees from the job.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import ray
+
+from jobs.train import main
+from scenarios.config import bundled_scenarios_path
+from scenarios.loading import is_dev_id
+
+
+@pytest.fixture()
+def good_rows() -> list[dict]:
+    lines = bundled_scenarios_path().read_text(encoding="utf-8").splitlines()[:3]
+    return [json.loads(line) for line in lines]
+
+
+@pytest.fixture(autouse=True)
+def no_cluster(monkeypatch):
+    """Bad input must stop the job before any cluster starts; a test that got this far fails fast."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the train job tried to start Ray despite bad input")
+
+    monkeypatch.setattr("jobs.training.session.connect", refuse)
+
+
+def _train(tmp_path: Path, capsys, *overrides: str) -> tuple[int, str]:
+    rc = main(["--run-dir", str(tmp_path / "run"), *overrides])
+    err = capsys.readouterr().err
+    assert not ray.is_initialized(), "a data or config error must be reported before Ray starts"
+    return rc, err
+
+
+def _write(path: Path, lines: list[str]) -> str:
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def test_malformed_jsonl_line_names_file_and_line(tmp_path, capsys, good_rows):
+    source = _write(tmp_path / "bad.jsonl", [json.dumps(good_rows[0]), '{"id": "x", oops}'])
+    rc, err = _train(tmp_path, capsys, f"data.source={source}")
+    assert rc == 2
+    assert f"{source}:2: field '<row>': malformed JSON" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("edit", "field", "reason"),
+    [
+        (lambda row: row.pop("annotations"), "annotations", "missing required field"),
+        (lambda row: row.update(memories="not a list"), "memories", "expected list, got str"),
+        (lambda row: row["response_b"].update(tool_name=7), "response_b.tool_name", "expected str, got int"),
+    ],
+    ids=["missing", "mistyped", "mistyped-nested"],
+)
+def test_missing_or_mistyped_field_names_file_line_and_field(tmp_path, capsys, good_rows, edit, field, reason):
+    edit(good_rows[2])
+    source = _write(tmp_path / "rows.jsonl", [json.dumps(row) for row in good_rows])
+    rc, err = _train(tmp_path, capsys, f"data.source={source}")
+    assert rc == 2
+    assert f"{source}:3: field '{field}': {reason}" in err
+
+
+def test_empty_dataset_and_missing_file(tmp_path, capsys):
+    source = _write(tmp_path / "empty.jsonl", [""])
+    rc, err = _train(tmp_path, capsys, f"data.source={source}")
+    assert rc == 2 and "the dataset is empty" in err
+
+    rc, err = _train(tmp_path, capsys, f"data.source={tmp_path / 'nowhere.jsonl'}")
+    assert rc == 2 and "nowhere.jsonl" in err and "Traceback" not in err
+
+
+def test_split_with_no_training_rows(tmp_path, capsys):
+    # Rows whose ids all hash into the dev split leave nothing to train on.
+    lines = bundled_scenarios_path().read_text(encoding="utf-8").splitlines()
+    dev_rows = [line for line in lines if is_dev_id(json.loads(line)["id"])][:2]
+    source = _write(tmp_path / "dev_only.jsonl", dev_rows)
+    rc, err = _train(tmp_path, capsys, f"data.source={source}")
+    assert rc == 2 and "data.split='train' selects none of the 2 rows" in err
+
+
+def test_invalid_config_lists_every_error_at_once(tmp_path, capsys):
+    rc, err = _train(
+        tmp_path,
+        capsys,
+        "rollout.samples_per_prompt=1",
+        "rollout.dtype=bfloat16",
+        "trainer.eval_every=99",
+    )
+    assert rc == 2
+    assert "3 config error(s)" in err
+    assert "samples_per_prompt >= 2" in err and "SIGILL" in err and "trainer.eval_every=99" in err
+    assert not (tmp_path / "run").exists(), "config errors are reported before the run directory is made"
