@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import ray
-from actors.rollout_pool import RolloutPool
 
 from actors.group import ActorGroup
 from actors.learner_actor import LearnerActor, learner_group_config
+from actors.rollout_pool import RolloutPool
 from cluster.connect import connect
 from jobs.config import TINY_MODEL, TrainConfig
 from jobs.config_loading import ConfigError, to_dict
