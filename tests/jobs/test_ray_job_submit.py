@@ -59,7 +59,7 @@ def head_cluster(tmp_path):
         subprocess.run([str(BIN / "ray"), "stop", "--force"], env=env, capture_output=True, timeout=120)
 
 
-def test_submitted_train_job_joins_the_running_cluster(head_cluster, tmp_path):
+def test_submitted_async_train_job_joins_the_running_cluster(head_cluster, tmp_path):
     env, address = head_cluster
     run_dir = tmp_path / "submitted-run"
     submit = [
@@ -73,7 +73,9 @@ def test_submitted_train_job_joins_the_running_cluster(head_cluster, tmp_path):
         "train",
         f"--run-dir={run_dir}",
         f"model.cache_dir={REPO / '.cache' / 'models'}",  # reuse the built tiny model
-        "trainer.num_steps=1",
+        "trainer.num_steps=2",
+        "trainer.schedule=async",
+        "trainer.max_staleness=1",
         "trainer.prompts_per_step=2",
         "trainer.eval_max_prompts=1",
         "trainer.eval_samples_per_prompt=1",
@@ -88,7 +90,12 @@ def test_submitted_train_job_joins_the_running_cluster(head_cluster, tmp_path):
     assert "succeeded" in logs.lower(), logs
     assert "(connected)" in logs, "the job started its own cluster instead of joining the running one"
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["steps"] == 1.0
+    assert summary["steps"] == 2.0
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    train_steps = [r for r in records if "reward/mean" in r]
+    assert [r["step"] for r in train_steps] == [1, 2]
+    # Async: step 2's samples were generated while step 1 trained, by weights one version old.
+    assert [r["staleness"] for r in train_steps] == [0, 1]
     assert time.monotonic() - started < 600
 
 
