@@ -50,7 +50,13 @@ class WeightSyncWorkerExtension:
 
     def finish_weight_reload(self) -> None:
         runner = self.model_runner
-        finalize_layerwise_reload(runner.get_model(), self.vllm_config.model_config)
+        model = runner.get_model()
+        finalize_layerwise_reload(model, self.vllm_config.model_config)
+        head = getattr(model, "lm_head", None)
+        if head is not None and getattr(self.vllm_config.model_config.hf_config, "tie_word_embeddings", False):
+            # A tied head shares the embedding's weight but receives no tensor of its own, so kernels
+            # derived from it at load time (the CPU backend's pre-packed GEMM) would keep the old one.
+            head.quant_method.process_weights_after_loading(head)
         # The caches GPUModelRunner.reload_weights clears after a reload.
         runner.reset_lora_state()
         runner.reset_encoder_cache()
