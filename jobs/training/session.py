@@ -127,8 +127,10 @@ class TrainingSession:
         if path is None:
             return 0
         state = self.learner.load(path)
-        logger.info("resumed from %s (step %d)", path, state["step"])
-        return int(state["step"])
+        # The trainer's step, not the learner's: they differ once a step was skipped (invalid judging).
+        step = int(state["cursor"]["step"])
+        logger.info("resumed from %s (trainer step %d, learner step %d)", path, step, state["step"])
+        return step
 
     def push_weights(self, version: int) -> None:
         """Send the learner's current weights to every engine and wait (start-up and resume)."""

@@ -45,6 +45,12 @@ def test_invalid_config_lists_every_error_at_once():
     assert "samples_per_prompt >= 2" in info.value.errors[0] and "SIGILL" in info.value.errors[1]
 
 
+def test_learner_and_rollout_temperatures_must_agree():
+    with pytest.raises(ConfigError, match="learner.temperature=1.0 must equal rollout.temperature=0.7"):
+        load_train_config("tiny-cpu", ["rollout.temperature=0.7"])
+    assert load_train_config("tiny-cpu", ["rollout.temperature=0.7", "learner.temperature=0.7"])
+
+
 def test_gpu_overcommit_is_reported():
     with pytest.raises(ConfigError, match="asks for 10 GPUs"):
         load_train_config("qwen3-4b-1node", ["rollout.num_engines=4"])
