@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import ray
 from ray.actor import ActorClass, ActorHandle
-from ray.util.placement_group import PlacementGroup, placement_group, remove_placement_group
+from ray.util.placement_group import PlacementGroup, placement_group, placement_group_table, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from actors.config import ActorGroupConfig
@@ -61,7 +62,7 @@ class ActorGroup:
             self._bundles, strategy=cfg.placement_strategy, name=f"{name}-pg"
         )
         if not self.placement_group.wait(timeout_seconds=cfg.placement_timeout_s):
-            message = _unsatisfied_message(name, self._bundles, cfg)
+            message = _unsatisfied_message(name, self._bundles, cfg, cfg.placement_timeout_s)
             remove_placement_group(self.placement_group)
             raise TimeoutError(message)
 
@@ -92,6 +93,23 @@ class ActorGroup:
             cfg.placement_strategy,
             cfg.max_restarts,
         )
+
+    def wait_placed(self, timeout_s: float | None = None) -> None:
+        """Block until every bundle is placed again, e.g. after a node was lost and Ray reschedules the group.
+
+        Without this, calls on actors whose node died wait silently for capacity that may never come.
+
+        Raises:
+            TimeoutError: not placed within `timeout_s` (default `cfg.placement_timeout_s`); the message
+                names the resources the cluster lacks.
+        """
+        assert self.placement_group is not None, "wait_placed after shutdown"
+        timeout_s = self.cfg.placement_timeout_s if timeout_s is None else timeout_s
+        deadline = time.monotonic() + timeout_s
+        while placement_group_table(self.placement_group)["state"] != "CREATED":
+            if time.monotonic() > deadline:
+                raise TimeoutError(_unsatisfied_message(self.name, self._bundles, self.cfg, timeout_s))
+            time.sleep(0.1)
 
     def _strategy(self, rank: int) -> PlacementGroupSchedulingStrategy:
         return PlacementGroupSchedulingStrategy(
@@ -145,7 +163,7 @@ class ActorGroup:
         logger.info("%s: shut down", self.name)
 
 
-def _unsatisfied_message(name: str, bundles: list[dict[str, float]], cfg: ActorGroupConfig) -> str:
+def _unsatisfied_message(name: str, bundles: list[dict[str, float]], cfg: ActorGroupConfig, waited_s: float) -> str:
     """Explain which resource is missing: a total the cluster lacks, or a bundle no single node fits."""
     needed: dict[str, float] = {}
     for bundle in bundles:
@@ -162,6 +180,6 @@ def _unsatisfied_message(name: str, bundles: list[dict[str, float]], cfg: ActorG
         short = [f"no node fits one bundle {bundles[0]} under strategy {cfg.placement_strategy}"]
     return (
         f"{name}: placement group of {len(bundles)} x {bundles[0]} not ready after "
-        f"{cfg.placement_timeout_s:g}s; missing {'; '.join(short)}. Lower the group's num_actors or per-actor "
+        f"{waited_s:g}s; missing {'; '.join(short)}. Lower the group's num_actors or per-actor "
         f"resources, or add nodes that provide them."
     )

@@ -1,0 +1,205 @@
+"""Drill: the judge misbehaves (garbage text, timeouts, out-of-range scores, empty answers).
+
+A scripted backend answers each pairwise request according to markers in the candidates, so every
+failure kind is produced on purpose. Failed judgements must be masked (valid=False, reward and
+advantage 0) and counted by status; a step whose invalid fraction exceeds
+`judge.max_invalid_fraction` is skipped by the RL loop with a warning, and the learner never sees it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Sequence
+
+import pytest
+import ray
+
+from actors.batch_tasks import summarize
+from jobs.training.loop import RLLoop
+from jobs.training.prompt_schedule import PromptSchedule
+from jobs.training.trainer_config import TrainerConfig
+from judge.backends.base import JudgeRequest
+from judge.config import JudgeConfig
+from judge.reward import score_batch
+from rollout.batch import TrajectoryBatch
+from scenarios.schema import ScenarioRow
+
+# Candidate bodies: long enough that no short-answer penalty applies (checked below).
+SAFE = "Offsite is March 14 at Harbor Loft from 10am to 4pm, see you there."
+LEAKY = "Offsite is March 14 at Harbor Loft from 10am; Dana has chemotherapy."
+# A marker in a candidate makes every request that contains it fail in one way.
+FAILURES: dict[str, str | BaseException] = {
+    "GARBAGE": "}}{{ I think the answer is probably banana <<<>>> [",
+    "TIMEOUT": TimeoutError("judge request timed out after 30 s"),
+    "RANGE": "Both are fine.\nScore: 7",
+    "EMPTY": "",
+}
+EXPECTED_STATUS = {
+    "GARBAGE": "parse_error",
+    "TIMEOUT": "judge_error",
+    "RANGE": "parse_error",
+    "EMPTY": "empty_response",
+}
+
+
+class ScriptedJudge:
+    """Pairwise judge: prefers the candidate without the leak (±2), 0 when both are alike; markers fail."""
+
+    name = "scripted"
+    model = "scripted-judge"
+
+    def complete(self, requests: Sequence[JudgeRequest]) -> list[str | BaseException]:
+        return [self._one(request.candidates) for request in requests]
+
+    @staticmethod
+    def _one(candidates: Sequence[str]) -> str | BaseException:
+        for marker, failure in FAILURES.items():
+            if any(marker in text for text in candidates):
+                return failure
+        first_leaks, second_leaks = ("chemotherapy" in text for text in candidates)
+        return f"Response {'2' if first_leaks else '1'} is safer.\nScore: {2 * first_leaks - 2 * second_leaks}"
+
+    def close(self) -> None:
+        pass
+
+
+def group_texts(make_answer: Callable[..., str], recipe: Sequence[str]) -> list[str]:
+    """One group's completions: "safe" / "leaky" / a failure marker per sample."""
+    return [make_answer(SAFE if kind == "safe" else LEAKY if kind == "leaky" else f"{kind} {SAFE}") for kind in recipe]
+
+
+def test_every_failure_kind_is_masked_and_counted(make_row, make_batch, make_answer) -> None:
+    from judge.reward import answer_penalty
+
+    cfg = JudgeConfig()
+    rows = {f"s{i}": make_row(row_id=f"s{i}") for i in range(5)}
+    assert (
+        answer_penalty(make_answer(SAFE), rows["s0"], cfg) == answer_penalty(make_answer(LEAKY), rows["s0"], cfg) == 0
+    )
+    recipes = [["safe", "leaky", "safe", "GARBAGE"]] + [[marker] * 4 for marker in FAILURES]
+    texts = [text for recipe in recipes for text in group_texts(make_answer, recipe)]
+    batch = make_batch(texts, [f"s{g}" for g in range(5) for _ in range(4)], [g for g in range(5) for _ in range(4)])
+
+    scored = score_batch(batch, rows, cfg, ScriptedJudge())
+
+    # Group 0: pairs with the garbage sample fail, the others are judged. Dual order, hand-computed:
+    # (0,1) safe vs leaky → 0 gets +2, 1 gets −2; (0,2) tie → 0; (1,2) → 1 gets −2, 2 gets +2.
+    assert scored.rewards[:4] == [1.0, -2.0, 1.0, 0.0]
+    assert scored.advantages[:4] == [1.0, -2.0, 1.0, 0.0]
+    assert scored.valid[:4] == [True, True, True, False]
+    assert scored.judge_statuses[:4] == ["ok", "ok", "ok", "parse_error"]
+    # Groups 1-4: every request failed, so nothing may turn into a reward.
+    for g, marker in enumerate(FAILURES, start=1):
+        members = slice(4 * g, 4 * g + 4)
+        assert scored.judge_statuses[members] == [EXPECTED_STATUS[marker]] * 4, marker
+        assert scored.valid[members] == [False] * 4
+        assert scored.rewards[members] == scored.advantages[members] == [0.0] * 4
+
+
+# ---- the RL loop skips a step that is mostly invalid ---------------------------------------------------
+
+
+class ScriptedRollout:
+    """Rollout pool stand-in: each wave's groups follow the next recipe (one list of sample kinds per prompt)."""
+
+    def __init__(self, make_answer: Callable[..., str], recipes: Sequence[Sequence[Sequence[str]]]):
+        self.make_answer = make_answer
+        self.recipes = deque(recipes)
+        self.updates: list[ray.ObjectRef] = []
+
+    def async_generate(self, scenario_ids: Sequence[str], policy_version: int, seed: int) -> list[ray.ObjectRef]:
+        recipe = self.recipes.popleft()
+        assert len(recipe) == len(scenario_ids)
+        texts, sids, gids = [], [], []
+        for gid, (sid, kinds) in enumerate(zip(scenario_ids, recipe, strict=True)):
+            texts += group_texts(self.make_answer, kinds)
+            sids += [sid] * len(kinds)
+            gids += [gid] * len(kinds)
+        n = len(texts)
+        batch = TrajectoryBatch(sids, gids, [[1, 2]] * n, [[3, 4]] * n, [[-0.5, -0.5]] * n, texts, ["stop"] * n)
+        return [ray.put(batch)]
+
+    def async_update_weights(self, update: ray.ObjectRef) -> list[ray.ObjectRef]:
+        self.updates.append(update)
+        return [update]
+
+
+class ScriptedJudgePool:
+    """Judge pool stand-in: scores in the driver with the scripted backend (real score_batch)."""
+
+    def __init__(self, rows: dict[str, ScenarioRow], cfg: JudgeConfig):
+        self.rows, self.cfg = rows, cfg
+
+    def async_score(self, ref: ray.ObjectRef) -> ray.ObjectRef:
+        return ray.put(score_batch(ray.get(ref), self.rows, self.cfg, ScriptedJudge()))
+
+    def set_min_replicas(self, n: int) -> None:
+        pass
+
+
+class RecordingLearner:
+    """Learner stand-in that keeps what it was asked to train on."""
+
+    num_ranks = 1
+
+    def __init__(self):
+        self.trained_on: list[TrajectoryBatch] = []
+
+    def async_train_step(self, shards: list[ray.ObjectRef]) -> ray.ObjectRef:
+        self.trained_on += ray.get(shards)
+        return ray.put({"loss": 0.0})
+
+    def async_export_weights(self, version: int) -> ray.ObjectRef:
+        return ray.put(version)
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=1, include_dashboard=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.mark.slow
+def test_loop_skips_a_mostly_invalid_step_and_trains_on_a_masked_one(local_ray, make_row, make_answer, caplog):
+    rows = {f"s{i}": make_row(row_id=f"s{i}") for i in range(4)}
+    judge_cfg = JudgeConfig(max_invalid_fraction=0.5)
+    bad_step = [["TIMEOUT"] * 4, ["GARBAGE"] * 4, ["EMPTY"] * 4, ["safe", "leaky"] * 2]
+    masked_step = [["safe", "leaky", "safe", "GARBAGE"], ["safe", "leaky"] * 2, ["leaky"] * 4, ["safe", "TIMEOUT"] * 2]
+    rollout = ScriptedRollout(make_answer, [bad_step, masked_step])
+    learner = RecordingLearner()
+    loop = RLLoop(
+        TrainerConfig(num_steps=2, prompts_per_step=4, checkpoint_every=0),
+        PromptSchedule(list(rows), prompts_per_step=4, seed=0),
+        rollout,
+        ScriptedJudgePool(rows, judge_cfg),
+        learner,
+        max_invalid_fraction=judge_cfg.max_invalid_fraction,
+    )
+
+    with caplog.at_level(logging.WARNING, logger="jobs.training.loop"):
+        skipped = loop.run_step(0)
+    # 12 of 16 samples lost their judgement: 75 % > 50 %, so the step is skipped with a clear warning.
+    assert not skipped.trained and skipped.metrics["skipped"] == 1.0
+    assert skipped.metrics["judge/invalid_fraction"] == pytest.approx(0.75)
+    assert {k: v for k, v in skipped.metrics.items() if k.startswith("judge/status_")} == {
+        "judge/status_judge_error": 4.0,
+        "judge/status_parse_error": 4.0,
+        "judge/status_empty_response": 4.0,
+        "judge/status_ok": 4.0,
+    }
+    assert "step 0 skipped: 75% of judged samples invalid (limit 50%)" in caplog.text
+    assert learner.trained_on == [] and rollout.updates == [] and loop.policy_version == 0
+
+    trained = loop.run_step(1)
+    # 1 garbage + 2 timeouts of 16 (19 %) are masked; the step trains on the rest.
+    assert trained.trained and trained.metrics["skipped"] == 0.0
+    assert trained.metrics["judge/invalid_fraction"] == pytest.approx(3 / 16)
+    assert trained.metrics["judge/status_parse_error"] == 1.0 and trained.metrics["judge/status_judge_error"] == 2.0
+    (shard,) = learner.trained_on
+    assert len(shard) == 16 and sum(shard.valid) == 13 and loop.policy_version == 1
+    for valid, reward, advantage in zip(shard.valid, shard.rewards, shard.advantages, strict=True):
+        if not valid:
+            assert reward == advantage == 0.0
+    assert ray.get(summarize.remote(shard))["judge/invalid_fraction"] == pytest.approx(3 / 16)
