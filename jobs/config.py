@@ -90,11 +90,6 @@ def validate(cfg: TrainConfig) -> list[str]:
             )
     if cfg.judge.backend == "vllm" and not (cfg.judge_pool.vllm.model or cfg.model.source):
         errors.append("judge.backend=vllm needs judge_pool.vllm.model (an HF id or directory)")
-    if cfg.trainer.eval_every and cfg.trainer.eval_every > cfg.trainer.num_steps:
-        errors.append(
-            f"trainer.eval_every={cfg.trainer.eval_every} exceeds trainer.num_steps={cfg.trainer.num_steps}: "
-            "use 0 for before/after only"
-        )
     return errors
 
 

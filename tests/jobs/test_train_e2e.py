@@ -29,7 +29,6 @@ SMALL = [
     "trainer.eval_samples_per_prompt=2",
     "trainer.eval_every=0",
     "trainer.enable_progress_bar=false",
-    "rollout.max_tokens=48",
     # Prefix-cache hits change which kernels compute a prompt's KV; keep runs bit-comparable.
     "rollout.enable_prefix_caching=false",
 ]
@@ -106,8 +105,7 @@ def test_kill_after_checkpoint_then_resume_matches_uninterrupted_run(sync_run, t
         assert time.monotonic() < deadline, "no checkpoint within the deadline"
         time.sleep(0.5)
     os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=60)
-    subprocess.run(["ray", "stop", "--force"], capture_output=True, check=False)
+    proc.wait(timeout=60)  # the embedded cluster's processes share the killed process group
 
     resumed = _train(run_dir, resume=True)
     _finish(resumed, run_dir.parent / f"{run_dir.name}-resume")
