@@ -95,9 +95,9 @@ def test_invalid_config_lists_every_error_at_once(tmp_path, capsys):
         capsys,
         "rollout.samples_per_prompt=1",
         "rollout.dtype=bfloat16",
-        "trainer.eval_every=99",
+        "rollout.temperature=0.7",
     )
     assert rc == 2
     assert "3 config error(s)" in err
-    assert "samples_per_prompt >= 2" in err and "SIGILL" in err and "trainer.eval_every=99" in err
+    assert "samples_per_prompt >= 2" in err and "SIGILL" in err and "learner.temperature=1.0 must equal" in err
     assert not (tmp_path / "run").exists(), "config errors are reported before the run directory is made"
