@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from cluster.resources import check_custom_resources
+
 # Ray placement-group strategies; STRICT_* fail instead of falling back.
 PLACEMENT_STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
 
@@ -54,9 +56,4 @@ class ActorGroupConfig:
             raise ValueError(f"placement_timeout_s must be > 0, got {self.placement_timeout_s}")
         if self.num_cpus_per_actor + self.num_gpus_per_actor + sum(self.resources_per_actor.values()) <= 0:
             raise ValueError("an actor needs some resource: set num_cpus_per_actor, num_gpus_per_actor or resources")
-        bad = {k: v for k, v in self.resources_per_actor.items() if v <= 0 or k in ("CPU", "GPU")}
-        if bad:
-            raise ValueError(
-                f"resources_per_actor {bad}: custom resources need a positive amount; set CPU/GPU through "
-                "num_cpus_per_actor/num_gpus_per_actor"
-            )
+        check_custom_resources("resources_per_actor", self.resources_per_actor)

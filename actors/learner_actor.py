@@ -96,5 +96,6 @@ def learner_group_config(
         num_actors=cfg.num_ranks,
         num_cpus_per_actor=num_cpus_per_rank,
         num_gpus_per_actor=num_gpus_per_rank,
+        resources_per_actor=dict(cfg.resources_per_rank),
         enable_rendezvous=True,
     )

@@ -410,7 +410,11 @@ def build_app(
             "look_back_period_s": pool_cfg.look_back_period_s,
         },
         max_ongoing_requests=pool_cfg.max_ongoing_requests,
-        ray_actor_options={"num_cpus": pool_cfg.num_cpus_per_replica, "num_gpus": pool_cfg.num_gpus_per_replica},
+        ray_actor_options={
+            "num_cpus": pool_cfg.num_cpus_per_replica,
+            "num_gpus": pool_cfg.num_gpus_per_replica,
+            "resources": dict(pool_cfg.resources_per_replica),
+        },
     ).bind(*judge_args)
     settings = IngressSettings(
         enable_cache=pool_cfg.enable_cache,
@@ -419,7 +423,12 @@ def build_app(
         token_sha256=hashlib.sha256(token.encode()).hexdigest() if token else "",
     )
     ingress_args = (judge_cfg, [rows_ref] if rows_ref is not None else [], settings)
-    ingress = JudgeIngress.options(_internal=True, version=_version(ingress_args))
+    # The router lives with the replicas, so a pool pinned to judge nodes leaves nothing elsewhere.
+    ingress = JudgeIngress.options(
+        _internal=True,
+        version=_version(ingress_args),
+        ray_actor_options={"num_cpus": 0, "resources": dict(pool_cfg.resources_per_replica)},
+    )
     return ingress.bind(judge, *ingress_args)
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
+from cluster.resources import check_custom_resources
+
 
 @dataclass
 class VllmBackendConfig:
@@ -120,6 +122,8 @@ class JudgePoolConfig:
     num_cpus_per_replica: float = 0.25
     # GPUs reserved per judge replica (1 for a vLLM judge on a GPU node).
     num_gpus_per_replica: float = 0.0
+    # Custom Ray resources per replica, e.g. {"judge_node": 0.001}, to pin replicas to tagged nodes.
+    resources_per_replica: dict[str, float] = field(default_factory=dict)
     # Most requests one replica hands its backend at once (@serve.batch).
     max_batch_size: int = 8
     # Seconds a replica waits to fill a batch before running a partial one (@serve.batch).
@@ -162,6 +166,7 @@ class JudgePoolConfig:
             raise ValueError("pool.metrics_interval_s and pool.look_back_period_s must be > 0 seconds")
         if self.num_cpus_per_replica < 0 or self.num_gpus_per_replica < 0:
             raise ValueError("pool.num_cpus_per_replica and pool.num_gpus_per_replica must be >= 0")
+        check_custom_resources("pool.resources_per_replica", self.resources_per_replica)
         if self.max_batch_size < 1:
             raise ValueError(f"pool.max_batch_size must be >= 1, got {self.max_batch_size}")
         if self.batch_wait_timeout_s < 0:

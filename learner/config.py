@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from cluster.resources import check_custom_resources
 from learner.kl import check_kl_estimator
 from learner.losses import get_policy_loss
 
@@ -19,6 +20,8 @@ class LearnerConfig:
     model_path: str = ""
     # Data-parallel learner ranks (one LearnerActor each, one torch.distributed process group).
     num_ranks: int = 1
+    # Custom Ray resources per rank, e.g. {"learner_node": 0.001}, to pin the ranks to tagged nodes.
+    resources_per_rank: dict[str, float] = field(default_factory=dict)
     # DeepSpeed ZeRO stage: 2 shards optimizer state + gradients, 3 also shards parameters.
     zero_stage: int = 3
     # Keep optimizer state (and its step) on the CPU via DeepSpeed's offload; frees GPU memory on GPUs.
@@ -70,6 +73,7 @@ class LearnerConfig:
     def __post_init__(self) -> None:
         if self.num_ranks < 1:
             raise ValueError(f"learner.num_ranks must be >= 1, got {self.num_ranks}")
+        check_custom_resources("learner.resources_per_rank", self.resources_per_rank)
         if self.zero_stage not in (2, 3):
             raise ValueError(f"learner.zero_stage must be 2 or 3, got {self.zero_stage}")
         if self.precision not in PRECISIONS:

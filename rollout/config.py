@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from cluster.resources import check_custom_resources
+
 # Prompt renderers in rollout/prompts.py (DESIGN.md §1.5: naive vs privacy-enhanced agent prompt).
 PROMPT_STYLES = ("naive", "privacy_enhanced")
 # Receiving side of weight sync (rollout/weight_sync.py).
@@ -80,6 +82,7 @@ class RolloutConfig:
         _positive(self, "samples_per_prompt", "max_tokens", "dispatch_chunk_prompts", "weight_bucket_bytes")
         if self.num_cpus_per_engine < 0 or self.num_gpus_per_engine < 0:
             raise ValueError("rollout.num_cpus_per_engine / num_gpus_per_engine must be >= 0")
+        check_custom_resources("rollout.resources_per_engine", self.resources_per_engine)
         if not isinstance(self.kv_cache_gib, int) or self.kv_cache_gib < 1:
             raise ValueError(f"rollout.kv_cache_gib must be a whole number of GiB >= 1, got {self.kv_cache_gib}")
         if not 0 < self.gpu_memory_utilization <= 1:

@@ -1,30 +1,43 @@
 """Drill: a node is lost in a 3-node cluster (rollout / learner / judge nodes tagged by custom resources).
 
-Three raylets on this machine (`ray.cluster_utils.Cluster`) stand in for three machines. Each
-ActorGroup is pinned to its node by a custom resource; losing the rollout node must either move the
+Three raylets on this machine (`ray.cluster_utils.Cluster`) stand in for three machines. Every
+component is pinned by its own config setting: `rollout.resources_per_engine`,
+`learner.resources_per_rank` and `judge_pool.resources_per_replica`. The judge pool is the real Ray
+Serve application (offline backend); rollout engines and learner ranks are placed through the real
+group configs (`rollout_group_config`, `learner_group_config`) with a trivial actor class in place of
+vLLM / DeepSpeed, which three 1-CPU raylets cannot host. Losing the rollout node must either move the
 rollout actors to a replacement node (restart policy, in-flight calls retried) or, with no node
 offering `rollout_node`, fail with an error that names that resource, never hang silently.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import ray
 from ray.cluster_utils import Cluster
+from ray.util.state import list_actors
 
-from actors.config import ActorGroupConfig
 from actors.group import ActorGroup
+from actors.learner_actor import learner_group_config
+from actors.rollout_pool import rollout_group_config
+from judge.config import JudgeConfig
+from judge.pool import JudgePool
+from judge.serve_config import JudgePoolConfig
+from learner.config import LearnerConfig
+from rollout.config import RolloutConfig
 
 pytestmark = pytest.mark.slow
 
-TAGS = ("rollout_node", "learner_node", "judge_node")
+PIN = 0.01
 
 
 @ray.remote
 class Worker:
-    """Trivial stand-in for RolloutActor / LearnerActor / judge replicas: reports where it runs."""
+    """Stand-in for RolloutActor / LearnerActor: reports where it runs (accepts the rendezvous kwargs)."""
 
-    def __init__(self, role: str, *, rank: int, world_size: int):
+    def __init__(self, role: str, *, rank: int, world_size: int, **rendezvous: object):
         self.role, self.rank = role, rank
 
     def where(self) -> tuple[str, int, str, bool]:
@@ -32,15 +45,18 @@ class Worker:
         return self.role, self.rank, ctx.get_node_id(), ctx.was_current_actor_reconstructed
 
 
-def group_cfg(tag: str, num_actors: int = 2, placement_timeout_s: float = 20) -> ActorGroupConfig:
-    return ActorGroupConfig(
-        num_actors=num_actors,
-        num_cpus_per_actor=0.25,
-        resources_per_actor={tag: 0.01},
-        max_restarts=-1,
-        max_task_retries=-1,
-        placement_timeout_s=placement_timeout_s,
+def rollout_cfg(num_engines: int = 2) -> RolloutConfig:
+    return RolloutConfig(
+        num_engines=num_engines, num_cpus_per_engine=0.25, resources_per_engine={"rollout_node": PIN}, max_restarts=-1
     )
+
+
+def judge_replicas() -> dict[str, str]:
+    """Actor id → node id of every live judge replica and the judge router."""
+    actors = list_actors(filters=[("state", "=", "ALIVE")], limit=1000)
+    return {
+        a.actor_id: a.node_id for a in actors if "JudgeDeployment" in a.class_name or "JudgeIngress" in a.class_name
+    }
 
 
 @pytest.fixture(scope="module")
@@ -58,25 +74,42 @@ def cluster():
 
 
 @pytest.fixture(scope="module")
-def groups(cluster):
-    made = {tag: ActorGroup(Worker, group_cfg(tag), tag.split("_")[0], name=tag.split("_")[0]) for tag in TAGS}
-    yield made
-    for group in made.values():
-        group.shutdown()
+def components(cluster):
+    rollout = ActorGroup(Worker, rollout_group_config(rollout_cfg()), "rollout", name="rollout")
+    learner_cfg = LearnerConfig(num_ranks=2, resources_per_rank={"learner_node": PIN})
+    learner = ActorGroup(Worker, learner_group_config(learner_cfg, num_cpus_per_rank=0.25), "learner", name="learner")
+    pool_cfg = JudgePoolConfig(
+        enable_http=False,
+        min_replicas=2,
+        initial_replicas=2,
+        max_replicas=2,
+        num_cpus_per_replica=0.25,
+        resources_per_replica={"judge_node": PIN},
+    )
+    judge = JudgePool.start(JudgeConfig(backend="offline"), pool_cfg, {})
+    yield {"rollout": rollout, "learner": learner, "judge": judge}
+    judge.shutdown()
+    rollout.shutdown()
+    learner.shutdown()
 
 
-def test_each_group_runs_on_its_tagged_node(cluster, groups):
+def test_each_component_runs_on_the_node_its_config_names(cluster, components):
     _, nodes = cluster
-    for tag, group in groups.items():
-        reports = ray.get(group.run_all("where"), timeout=60)
-        assert [(role, rank) for role, rank, _, _ in reports] == [(tag.split("_")[0], 0), (tag.split("_")[0], 1)]
-        assert {node for _, _, node, _ in reports} == {nodes[tag].node_id}, tag
+    for role in ("rollout", "learner"):
+        reports = ray.get(components[role].run_all("where"), timeout=60)
+        assert [(r, rank) for r, rank, _, _ in reports] == [(role, 0), (role, 1)]
+        assert {node for _, _, node, _ in reports} == {nodes[f"{role}_node"].node_id}, role
+    judge = judge_replicas()
+    assert components["judge"].num_replicas() == 2
+    assert len(judge) == 3  # two replicas and the router
+    assert set(judge.values()) == {nodes["judge_node"].node_id}
 
 
-def test_lost_rollout_node_reschedules_onto_replacement_then_fails_clearly_without_one(cluster, groups):
+def test_lost_rollout_node_reschedules_onto_replacement_then_fails_clearly_without_one(cluster, components):
     ray_cluster, nodes = cluster
-    rollout = groups["rollout_node"]
+    rollout = components["rollout"]
     ray.get(rollout.run_all("where"), timeout=60)
+    judge_before = judge_replicas()
 
     ray_cluster.remove_node(nodes["rollout_node"])
     # While no node offers rollout_node, the group reports exactly that instead of waiting forever.
@@ -94,15 +127,16 @@ def test_lost_rollout_node_reschedules_onto_replacement_then_fails_clearly_witho
     ]
     assert ray.get(in_flight, timeout=60)[1:3] == (1, replacement.node_id)
 
-    # The other nodes' groups were untouched: same node, never reconstructed.
-    for tag in ("learner_node", "judge_node"):
-        reports = ray.get(groups[tag].run_all("where"), timeout=60)
-        assert {(node, restarted) for _, _, node, restarted in reports} == {(nodes[tag].node_id, False)}
+    # The other nodes' components were untouched: same node, never reconstructed / same replicas.
+    reports = ray.get(components["learner"].run_all("where"), timeout=60)
+    assert {(node, restarted) for _, _, node, restarted in reports} == {(nodes["learner_node"].node_id, False)}
+    assert judge_replicas() == judge_before
 
     # Lose the replacement too: no capacity left, so a new group (e.g. a restarted job) fails fast
     # naming the resource, and the existing group's wait does the same.
     ray_cluster.remove_node(replacement)
+    again = dataclasses.replace(rollout_group_config(rollout_cfg(num_engines=1)), placement_timeout_s=2)
     with pytest.raises(TimeoutError, match=r"missing rollout_node: need 0\.01, cluster has 0"):
-        ActorGroup(Worker, group_cfg("rollout_node", num_actors=1, placement_timeout_s=2), "rollout", name="again")
+        ActorGroup(Worker, again, "rollout", name="again")
     with pytest.raises(TimeoutError, match=r"rollout_node: need 0\.02, cluster has 0"):
         rollout.wait_placed(timeout_s=2)

@@ -54,3 +54,24 @@ def test_learner_and_rollout_temperatures_must_agree():
 def test_gpu_overcommit_is_reported():
     with pytest.raises(ConfigError, match="asks for 10 GPUs"):
         load_train_config("qwen3-4b-1node", ["rollout.num_engines=4"])
+
+
+def test_node_pinning_settings_load_and_bad_ones_are_all_named():
+    cfg = load_train_config(
+        "tiny-cpu",
+        ["learner.resources_per_rank={learner_node: 0.001}", "judge_pool.resources_per_replica={judge_node: 0.5}"],
+    )
+    assert cfg.learner.resources_per_rank == {"learner_node": 0.001}
+    assert cfg.judge_pool.resources_per_replica == {"judge_node": 0.5}
+    with pytest.raises(ConfigError) as info:
+        load_train_config(
+            "tiny-cpu",
+            [
+                "learner.resources_per_rank={learner_node: 0}",
+                "judge_pool.resources_per_replica={GPU: 1}",
+                "rollout.resources_per_engine={rollout_node: -1}",
+            ],
+        )
+    assert len(info.value.errors) == 3
+    for key in ("learner.resources_per_rank", "resources_per_replica {'GPU'", "rollout.resources_per_engine"):
+        assert any(key in error for error in info.value.errors), key
