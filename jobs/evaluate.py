@@ -19,12 +19,12 @@ import sys
 import time
 from pathlib import Path
 
-from jobs.config_loading import ConfigError, load_config, save_config, to_yaml
+from jobs.config_loading import ConfigError, load_config
 from jobs.evaluation.config import BENCHMARKS, EvalConfig, EvalJobConfig, agent_labels, parse_agent_spec
-from jobs.evaluation.records import EvalItem, ResultStore, make_run_dir
+from jobs.evaluation.records import EvalItem, ResultStore
+from jobs.evaluation.run_setup import CONFIG_FILE, prepare_run
 
 logger = logging.getLogger(__name__)
-CONFIG_FILE = "config.yaml"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -205,21 +205,12 @@ def run(cfg: EvalJobConfig, run_dir: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        cfg = resolve_config(args)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    if args.print_config:
-        print(to_yaml(cfg))
-        return 0
+    prepared = prepare_run(parse_args(argv), resolve_config, "evaluate")
+    if isinstance(prepared, int):
+        return prepared
+    cfg, run_dir = prepared
     from cluster.connect import connect
 
-    run_dir = make_run_dir(cfg.eval.run_dir or f"runs/evaluate-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
-    cfg.eval = dataclasses.replace(cfg.eval, run_dir=str(run_dir))
-    save_config(cfg, run_dir / CONFIG_FILE)
     # Ray is needed for vLLM rollout actors and the Serve judge pool; an endpoint + in-process judge runs without.
     if cfg.eval.enable_judge_pool or any(parse_agent_spec(a).kind == "hf" for a in cfg.eval.agents):
         connect(cfg.cluster)

@@ -22,14 +22,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from jobs.config_loading import ConfigError, load_config, save_config, to_yaml
+from jobs.config_loading import ConfigError, load_config
 from jobs.evaluation.config import EvalJobConfig
 from jobs.evaluation.human_labels import SIDES, VARIANTS, human_labels, judge_view, labelled_rows, mean_preference
 from jobs.evaluation.metrics import agreement, pearson, spearman
-from jobs.evaluation.records import ResultStore, make_run_dir
+from jobs.evaluation.records import ResultStore
+from jobs.evaluation.run_setup import prepare_run
 
 logger = logging.getLogger(__name__)
-CONFIG_FILE = "config.yaml"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -186,19 +186,10 @@ def run(cfg: EvalJobConfig, run_dir: Path) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        cfg = resolve_config(args)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    if args.print_config:
-        print(to_yaml(cfg))
-        return 0
-    run_dir = make_run_dir(cfg.eval.run_dir or f"runs/judge-eval-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
-    cfg.eval = dataclasses.replace(cfg.eval, run_dir=str(run_dir))
-    save_config(cfg, run_dir / CONFIG_FILE)
+    prepared = prepare_run(parse_args(argv), resolve_config, "judge-eval")
+    if isinstance(prepared, int):
+        return prepared
+    cfg, run_dir = prepared
     if cfg.eval.enable_judge_pool:
         from cluster.connect import connect
 
