@@ -41,7 +41,7 @@ class JudgeConfig:
     anchor_reference: str = "a"
     # The trainer skips a step when more than this fraction of samples is invalid (judge failures).
     max_invalid_fraction: float = 0.5
-    # Offline backend: artificial seconds of latency per request (stands in for a remote LLM judge).
+    # Offline backend: seconds each request takes, as at a remote judge serving requests concurrently.
     offline_latency_s: float = 0.0
     # Judge sampling seed, recorded in every verdict's provenance.
     seed: int = 0

@@ -219,12 +219,15 @@ class OfflineBackend:
         self.latency_s = cfg.offline_latency_s
 
     def complete(self, requests: Sequence[JudgeRequest]) -> list[str]:
-        """Judge text per request; sleeps `offline_latency_s` per request to stand in for a remote judge."""
-        out = []
-        for request in requests:
-            if self.latency_s > 0:
-                time.sleep(self.latency_s)
-            out.append(self._judge(request))
+        """Judge text per request, after `offline_latency_s` once for the whole batch.
+
+        The latency stands in for a hosted LLM judge, which answers concurrent requests in parallel
+        (like the openai backend sending a batch at once): a batch of N requests takes about one
+        latency, not N, so the pool is latency-bound rather than throughput-bound at 1/latency.
+        """
+        if requests and self.latency_s > 0:
+            time.sleep(self.latency_s)
+        out = [self._judge(request) for request in requests]
         logger.debug("offline judge: %d requests", len(requests))
         return out
 
