@@ -3,6 +3,18 @@
 The driver holds ObjectRefs and small metric dicts only. Trajectories go rollout actor → judge pool
 → reshard task → learner ranks through the object store; the driver's `DriverFetcher` measures what
 it did fetch so a test can hold it to that.
+
+A wave's judge calls are submitted together with its generation, one per engine ref, and run as soon
+as that ref is ready. In the async schedule the lookahead waves are therefore generated *and judged*
+while the current step learns, so with a latency-bound judge a step costs about its slowest stage.
+
+Timing metrics, per step (seconds):
+    time/generate, time/judge, time/learn, time/sync: each stage's own duration: launch → last
+        engine done; wave generated → scored; train step submitted → done; weights exported →
+        loaded by every engine (async: the latest sync that finished, usually the previous step's).
+    time/generate_wait, time/judge_wait, time/sync_wait: what this step spent waiting on that stage
+        (0 when it finished while an earlier step learned); time/step: the whole step.
+Stage ends are stamped when the driver sees them, which it does whenever it waits (`RLLoop._wait`).
 """
 
 from __future__ import annotations
@@ -24,13 +36,27 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass
+class Stage:
+    """A stage's output refs and when the driver saw the last of them ready (`perf_counter` seconds)."""
+
+    refs: list[ray.ObjectRef]
+    started_at: float
+    done_at: float | None = None
+
+
+@dataclass
 class RolloutWave:
-    """One step's generation in flight: which step, which weights made it, and the result refs."""
+    """One step's samples in flight: which step, which weights made it, its generation and judge stages.
+
+    `judging.refs` are the judge's outputs, one per generation ref, submitted at launch; `summary`
+    is the scalar statistics task over them (all the driver ever fetches of a wave).
+    """
 
     step: int
     policy_version: int
-    refs: list[ray.ObjectRef]
-    launched_at: float
+    generation: Stage
+    judging: Stage
+    summary: ray.ObjectRef
 
 
 @dataclass
@@ -73,17 +99,25 @@ class RLLoop:
         self.policy_version = policy_version
         self.fetcher = DriverFetcher()
         self._waves: deque[RolloutWave] = deque()
+        # The latest weight sync (async: it finishes while later steps run) and the last finished one's seconds.
+        self._sync: Stage | None = None
+        self._sync_s: float | None = None
         self.dropped_stale = 0
 
-    # ---- generation ------------------------------------------------------------------------------
+    # ---- generation and judging ------------------------------------------------------------------
     def _launch(self, step: int) -> RolloutWave:
         if self.cfg.judge_prescale_replicas:
-            # Ask for judge capacity before the wave arrives; load-based autoscaling shrinks it later.
+            # Ask for judge capacity before the wave arrives; lowered again once nothing is left to judge.
             self.judge.set_min_replicas(self.cfg.judge_prescale_replicas)
+        launched_at = time.perf_counter()
         refs = self.rollout.async_generate(
             self.schedule.ids_for_step(step), policy_version=self.policy_version, seed=self.cfg.seed * 100_003 + step
         )
-        return RolloutWave(step, self.policy_version, refs, time.perf_counter())
+        # Submitted now, run by Ray once each engine's ref is ready: no driver round trip between stages.
+        scored = [self.judge.async_score(ref) for ref in refs]
+        return RolloutWave(
+            step, self.policy_version, Stage(refs, launched_at), Stage(scored, launched_at), summarize.remote(*scored)
+        )
 
     def _next_wave(self, step: int) -> RolloutWave:
         """This step's wave; in async mode also keep up to `max_staleness` later waves in flight."""
@@ -103,20 +137,50 @@ class RLLoop:
                 next_step += 1
         return wave
 
+    def _wait(self, targets: list[ray.ObjectRef], stages: list[Stage]) -> float:
+        """Block until `targets` are ready, stamping each of `stages` when its last ref is ready.
+
+        The driver has nothing else to do while it waits, so waiting on the union, one ref at a
+        time, gives every overlapped stage its own end time without a thread or an extra task.
+        Returns when the targets were seen ready.
+        """
+        stages = [s for s in stages if s.done_at is None]
+        ready: set[ray.ObjectRef] = set()
+        while True:
+            now = time.perf_counter()
+            for stage in stages:
+                if stage.done_at is None and ready.issuperset(stage.refs):
+                    stage.done_at = now
+            if ready.issuperset(targets):
+                return now
+            unknown = list({*targets, *(r for s in stages if s.done_at is None for r in s.refs)} - ready)
+            first, _ = ray.wait(unknown, num_returns=1, fetch_local=False)
+            found, _ = ray.wait(unknown, num_returns=len(unknown), timeout=0, fetch_local=False)
+            ready.update(first, found)
+
+    def _watched(self, wave: RolloutWave | None = None) -> list[Stage]:
+        """Stages still running: `wave`'s, the lookahead waves' and the latest weight sync."""
+        waves = [wave, *self._waves] if wave is not None else list(self._waves)
+        stages = [stage for w in waves for stage in (w.generation, w.judging)]
+        return stages + ([self._sync] if self._sync is not None else [])
+
     # ---- one step --------------------------------------------------------------------------------
     def run_step(self, step: int) -> StepResult:
-        timings: dict[str, float] = {}
         start = time.perf_counter()
         wave = self._next_wave(step)
-        ray.wait(wave.refs, num_returns=len(wave.refs), fetch_local=False)
-        timings["time/generate_wait"] = time.perf_counter() - start
-
-        mark = time.perf_counter()
-        scored = [self.judge.async_score(ref) for ref in wave.refs]
-        if self.cfg.judge_prescale_replicas:
-            self.judge.set_min_replicas(0)
-        stats = self.fetcher.get(summarize.remote(*scored))
-        timings["time/judge"] = time.perf_counter() - mark
+        self._wait([wave.summary], self._watched(wave))
+        stats = self.fetcher.get(wave.summary)
+        judged = time.perf_counter()
+        if self.cfg.judge_prescale_replicas and not self._waves:
+            self.judge.set_min_replicas(0)  # nothing in flight to judge: let load-based autoscaling shrink
+        generated_at, scored_at = wave.generation.done_at, wave.judging.done_at
+        assert generated_at is not None and scored_at is not None, "a ready summary implies both stages done"
+        timings = {
+            "time/generate": generated_at - wave.generation.started_at,
+            "time/generate_wait": max(0.0, generated_at - start),
+            "time/judge": scored_at - generated_at,
+            "time/judge_wait": judged - max(start, generated_at),
+        }
 
         metrics: dict[str, Any] = dict(stats)
         metrics["staleness"] = self.policy_version - wave.policy_version
@@ -124,19 +188,21 @@ class RLLoop:
         if trained:
             mark = time.perf_counter()
             num_ranks = self.learner.num_ranks
-            shards = reshard.options(num_returns=num_ranks).remote(num_ranks, *scored)
+            shards = reshard.options(num_returns=num_ranks).remote(num_ranks, *wave.judging.refs)
             shards = [shards] if num_ranks == 1 else list(shards)
-            learn_metrics = self.fetcher.get(self.learner.async_train_step(shards))
-            metrics.update(learn_metrics)  # already namespaced `learner/...`
-            timings["time/learn"] = time.perf_counter() - mark
+            learn_ref = self.learner.async_train_step(shards)
+            learned = self._wait([learn_ref], self._watched())
+            metrics.update(self.fetcher.get(learn_ref))  # already namespaced `learner/...`
+            timings["time/learn"] = learned - mark
 
             mark = time.perf_counter()
             self.policy_version += 1
             update_ref = self.learner.async_export_weights(self.policy_version)
-            sync_refs = self.rollout.async_update_weights(update_ref)
+            self._note_finished_sync()
+            self._sync = Stage(self.rollout.async_update_weights(update_ref), mark)
             if self.cfg.schedule == "sync":
-                ray.wait(sync_refs, num_returns=len(sync_refs), fetch_local=False)
-            timings["time/sync"] = time.perf_counter() - mark
+                self._wait(self._sync.refs, [self._sync])
+            timings["time/sync_wait"] = time.perf_counter() - mark
         else:
             logger.warning(
                 "step %d skipped: %.0f%% of judged samples invalid (limit %.0f%%); not training on noise",
@@ -144,6 +210,9 @@ class RLLoop:
                 100 * stats["judge/invalid_fraction"],
                 100 * self.max_invalid_fraction,
             )
+        self._note_finished_sync()
+        if self._sync_s is not None:
+            timings["time/sync"] = self._sync_s
         timings["time/step"] = time.perf_counter() - start
         metrics.update(timings)
         metrics["skipped"] = 0.0 if trained else 1.0
@@ -151,6 +220,11 @@ class RLLoop:
         metrics["driver/fetched_bytes"] = float(self.fetcher.take())
         return StepResult(step, metrics, trained)
 
+    def _note_finished_sync(self) -> None:
+        if self._sync is not None and self._sync.done_at is not None:
+            self._sync_s = self._sync.done_at - self._sync.started_at
+
     def drain(self) -> None:
-        """Forget in-flight waves (before a checkpoint restore or shutdown)."""
+        """Forget in-flight waves and their judge calls (before a checkpoint restore or shutdown)."""
         self._waves.clear()
+        self._sync = None

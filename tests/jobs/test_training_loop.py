@@ -1,0 +1,139 @@
+"""RLLoop's schedule on a real Ray cluster with stand-in components of known stage durations.
+
+The rollout engine and the learner are single-threaded actors (one call at a time, like the real
+ones) and the judge is a latency-bound service (a task per engine ref, so concurrent requests
+overlap). Their work is a fixed sleep *inside* the remote call, so each stage's own duration is
+known and the loop's overlap and timing metrics can be checked against it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pytest
+import ray
+
+from jobs.training.loop import RLLoop
+from jobs.training.prompt_schedule import PromptSchedule
+from jobs.training.trainer_config import TrainerConfig
+from rollout.batch import TrajectoryBatch
+
+pytestmark = pytest.mark.slow
+
+GENERATE_S, JUDGE_S, LEARN_S = 0.3, 0.5, 1.2
+STEPS = 3
+
+
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[None]:
+    ray.init(num_cpus=2, include_dashboard=False)
+    yield
+    ray.shutdown()
+
+
+@ray.remote(num_cpus=0)
+class _Engine:
+    def generate(self, scenario_ids: Sequence[str], version: int, seed: int) -> TrajectoryBatch:
+        time.sleep(GENERATE_S)  # the stage's work
+        n = len(scenario_ids)
+        tokens = [[seed % 101 + i] for i in range(n)]
+        return TrajectoryBatch(
+            list(scenario_ids), list(range(n)), [[1]] * n, tokens, [[-0.5]] * n, ["x"] * n, ["stop"] * n, version
+        )
+
+    def update_weights(self, version: int) -> int:
+        return version
+
+
+@ray.remote(num_cpus=0)
+def _judge(batch: TrajectoryBatch) -> TrajectoryBatch:
+    time.sleep(JUDGE_S)  # a hosted judge's latency
+    rewards = [ids[0] / 10 for ids in batch.completion_ids]
+    return batch.with_scores(rewards, rewards, [True] * len(batch), ["ok"] * len(batch))
+
+
+@ray.remote(num_cpus=0)
+class _Learner:
+    def train_step(self, shard: TrajectoryBatch) -> dict[str, float]:
+        time.sleep(LEARN_S)
+        return {"learner/samples": float(len(shard))}
+
+    def export_weights(self, version: int) -> int:
+        return version
+
+
+class Rollout:
+    def __init__(self) -> None:
+        self.engine = _Engine.remote()
+
+    def async_generate(self, scenario_ids: Sequence[str], policy_version: int, seed: int) -> list[ray.ObjectRef]:
+        return [self.engine.generate.remote(scenario_ids, policy_version, seed)]
+
+    def async_update_weights(self, update: ray.ObjectRef) -> list[ray.ObjectRef]:
+        return [self.engine.update_weights.remote(update)]
+
+
+class Judge:
+    def __init__(self) -> None:
+        self.min_replicas: list[int] = []
+
+    def async_score(self, ref: ray.ObjectRef) -> ray.ObjectRef:
+        return _judge.remote(ref)
+
+    def set_min_replicas(self, n: int) -> None:
+        self.min_replicas.append(n)
+
+
+class Learner:
+    num_ranks = 1
+
+    def __init__(self) -> None:
+        self.actor = _Learner.remote()
+
+    def async_train_step(self, shards: list[ray.ObjectRef]) -> ray.ObjectRef:
+        return self.actor.train_step.remote(shards[0])
+
+    def async_export_weights(self, version: int) -> ray.ObjectRef:
+        return self.actor.export_weights.remote(version)
+
+
+def _run(schedule: str) -> tuple[list[dict[str, Any]], Judge]:
+    judge = Judge()
+    cfg = TrainerConfig(num_steps=STEPS, prompts_per_step=2, schedule=schedule, judge_prescale_replicas=2)
+    loop = RLLoop(
+        cfg,
+        PromptSchedule([f"s{i}" for i in range(4)], prompts_per_step=2, seed=0),
+        Rollout(),
+        judge,
+        Learner(),
+        max_invalid_fraction=0.5,
+    )
+    metrics = [loop.run_step(step).metrics for step in range(STEPS)]
+    loop.drain()
+    return metrics, judge
+
+
+def test_async_judges_the_next_wave_while_the_step_learns(local_ray) -> None:
+    sync, sync_judge = _run("sync")
+    async_, async_judge = _run("async")
+
+    # Rewards depend on the seed only, never on timing: both schedules see the same samples.
+    assert [m["reward/mean"] for m in async_] == [m["reward/mean"] for m in sync]
+    assert [m["staleness"] for m in sync] == [0] * STEPS and [m["staleness"] for m in async_] == [0, 1, 1]
+    assert all(m["dropped_stale_waves"] == 0.0 and m["driver/fetched_bytes"] < 4096 for m in sync + async_)
+    # Prescale before every launch; lowered once nothing is left to judge (async: only after the last wave).
+    assert sync_judge.min_replicas == [2, 0] * STEPS and async_judge.min_replicas == [2, 2, 2, 0]
+
+    for m in sync:  # one stage after another: the step waits for each in full
+        assert m["time/generate_wait"] >= GENERATE_S * 0.9 and m["time/judge_wait"] >= JUDGE_S * 0.9
+        assert m["time/step"] >= GENERATE_S + JUDGE_S + LEARN_S
+        assert "time/sync" in m and m["time/sync_wait"] >= m["time/sync"]
+    for m in async_[1:]:  # generated and judged during the previous step's learning: no wait, own time kept
+        assert m["time/generate_wait"] == 0.0 and m["time/judge_wait"] < 0.25
+        assert m["time/generate"] >= GENERATE_S * 0.9 and m["time/judge"] >= JUDGE_S * 0.8
+        assert LEARN_S <= m["time/step"] < LEARN_S + 0.4
+        assert m["time/sync"] >= 0.0
+    for m in sync + async_:
+        assert m["time/learn"] >= LEARN_S and m["time/judge"] >= JUDGE_S * 0.8
