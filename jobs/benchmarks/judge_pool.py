@@ -1,26 +1,37 @@
 """Section `judge`: judge-pool requests/s at 1, 2, … replicas vs the same backend called in-process.
 
-Each measurement scores `judge_batches` W1 step batches (peer-pairwise, dual order: G(G−1) requests
-per prompt) submitted at once through `JudgePool.async_score`, with the offline backend sleeping a
-fixed latency per request (a remote judge's stand-in) and the verdict cache off, so every request is
-a fresh judge call. The baseline runs `judge.reward.score_batch` with the same backend in the calling
-process, one batch after another.
+Each measurement scores W1 step batches (peer-pairwise, dual order: G(G−1) requests per prompt)
+submitted at once through `JudgePool.async_score`, with the verdict cache off, so every request is a
+fresh judge call. The baseline runs `judge.reward.score_batch` with the same backend class in the
+calling process, one batch after another. Two backends are measured:
+
+- `offline`, sleeping a fixed latency per request (a remote judge's stand-in), on `judge_batches` batches;
+- `vllm`, a real engine per replica generating over the real judge prompts, on `judge_vllm_batches`
+  batches. The judge model is a random-init shape with a long enough context whose stop tokens can
+  never win greedy decoding, so every verdict is exactly `judge_max_tokens` tokens. Its verdicts are
+  unparsable (masked), which does not change the cost; the statuses are counted in the notes.
+
+Every measurement is preceded by a one-group warm-up batch from a step that is not timed, so the
+engines' prefix caches hold nothing the timed batches reuse.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
+from collections import Counter
 from pathlib import Path
 
 import ray
 
 from jobs.benchmarks.data import train_rows
+from jobs.benchmarks.models import ensure_bench_model
 from jobs.benchmarks.report import SectionResult
 from jobs.benchmarks.workloads import Workload
 from jobs.training.prompt_schedule import PromptSchedule
 from judge.config import JudgeConfig
-from judge.serve_config import JudgePoolConfig
+from judge.serve_config import JudgePoolConfig, VllmBackendConfig
 from rollout.batch import TrajectoryBatch
 from rollout.prompts import reference_answer
 from scenarios.schema import ScenarioRow
@@ -46,58 +57,154 @@ def _step_batch(workload: Workload, rows: dict[str, ScenarioRow], step: int) -> 
     )
 
 
-def run(workload: Workload, out_dir: Path) -> SectionResult:
-    """Measure the in-process baseline, then the pool at each of `workload.judge_replicas` (Ray connected)."""
+def _measure(
+    result: SectionResult,
+    prefix: str,
+    judge_cfg: JudgeConfig,
+    pool_cfg: JudgePoolConfig,
+    rows: dict[str, ScenarioRow],
+    batches: list[TrajectoryBatch],
+    warmup: TrajectoryBatch,
+    replica_counts: tuple[int, ...],
+) -> dict[str, Counter[str]]:
+    """In-process baseline, then the pool at each replica count: table rows and metrics appended to `result`.
+
+    Returns the per-sample judge statuses of each measured row (label → counts).
+    """
     from judge.backends import make_backend
     from judge.pool import JudgePool
     from judge.reward import plan_requests, score_batch
 
-    latency = workload.judge_bench_latency_s
-    result = SectionResult("judge", f"Judge pool requests/s (offline backend, {latency * 1000:g} ms per request)")
-    result.columns = COLUMNS
-    rows = train_rows()
-    judge_cfg = JudgeConfig(backend="offline", reward_mode="peer_pairwise", offline_latency_s=latency)
-    batches = [_step_batch(workload, rows, step) for step in range(workload.judge_batches)]
+    name = judge_cfg.backend
+    backend_cfg = pool_cfg.vllm if name == "vllm" else judge_cfg
     requests = sum(len(plan_requests(b, rows, judge_cfg)) for b in batches)
+    statuses: dict[str, Counter[str]] = {}
 
-    backend = make_backend("offline", judge_cfg)
-    start = time.perf_counter()
-    for batch in batches:
-        score_batch(batch, rows, judge_cfg, backend)
-    base_s = time.perf_counter() - start
-    result.rows.append({"judge": "offline, in-process", "replicas": "-", "batches": len(batches),
-                        "requests": requests, "seconds": base_s, "requests/s": requests / base_s,
-                        "vs in-process": 1.0})  # fmt: skip
-    result.metrics["in_process_requests_per_s"] = requests / base_s
+    def add_row(replicas: int | None, seconds: float, scored: list[TrajectoryBatch], base_s: float) -> None:
+        label = f"{name}, " + ("in-process" if replicas is None else "JudgePool (Ray Serve)")
+        result.rows.append({"judge": label, "replicas": replicas if replicas else "-", "batches": len(batches),
+                            "requests": requests, "seconds": seconds, "requests/s": requests / seconds,
+                            "vs in-process": base_s / seconds})  # fmt: skip
+        statuses["in-process" if replicas is None else f"x{replicas}"] = Counter(
+            s for b in scored for s in b.judge_statuses or []
+        )
+        logger.info("judge %s x%s: %.1f requests/s", name, replicas or "in-process", requests / seconds)
+
+    # The in-process engine is closed before any replica starts, so the two never share the cores.
+    backend = make_backend(name, backend_cfg)
+    try:
+        score_batch(warmup, rows, judge_cfg, backend)
+        start = time.perf_counter()
+        scored = [score_batch(b, rows, judge_cfg, backend) for b in batches]
+        base_s = time.perf_counter() - start
+    finally:
+        backend.close()
+    add_row(None, base_s, scored, base_s)
+    result.metrics[f"{prefix}in_process_requests_per_s"] = requests / base_s
 
     rows_ref = ray.put(rows)
     batch_refs = [ray.put(b) for b in batches]
-    for replicas in workload.judge_replicas:
-        pool_cfg = JudgePoolConfig(
-            app_name=f"bench-judge-{replicas}",
+    for replicas in replica_counts:
+        cfg = dataclasses.replace(
+            pool_cfg,
+            app_name=f"bench-judge-{name}-{replicas}",
             min_replicas=replicas,
             max_replicas=replicas,
             initial_replicas=replicas,
-            max_ongoing_requests=16,
-            enable_cache=False,
-            enable_http=False,
         )
-        pool = JudgePool.start(judge_cfg, pool_cfg, rows_ref)
+        pool = JudgePool.start(judge_cfg, cfg, rows_ref)
         try:
-            ray.get(pool.async_score(batch_refs[0]))  # warm-up: replicas, handles, ingress
+            ray.get(pool.async_score(ray.put(warmup)))  # replicas, handles, ingress, engine graphs
             start = time.perf_counter()
-            ray.get([pool.async_score(ref) for ref in batch_refs])
+            scored = ray.get([pool.async_score(ref) for ref in batch_refs])
             seconds = time.perf_counter() - start
         finally:
             pool.shutdown()
-        result.rows.append({"judge": "JudgePool (Ray Serve)", "replicas": replicas, "batches": len(batches),
-                            "requests": requests, "seconds": seconds, "requests/s": requests / seconds,
-                            "vs in-process": base_s / seconds})  # fmt: skip
-        result.metrics[f"pool_requests_per_s_r{replicas}"] = requests / seconds
-        logger.info("judge pool x%d: %.1f requests/s", replicas, requests / seconds)
-    result.notes.append(
-        "the offline backend sleeps its latency per request, one request after another inside a replica batch, "
-        f"so one replica tops out near 1/latency = {1 / latency:g} requests/s; replicas add throughput linearly"
+        add_row(replicas, seconds, scored, base_s)
+        result.metrics[f"{prefix}pool_requests_per_s_r{replicas}"] = requests / seconds
+    return statuses
+
+
+def _vllm_pool_config(workload: Workload) -> JudgePoolConfig:
+    """One engine per replica on the workload's judge model; requests batched as the engine likes them."""
+    model_dir = ensure_bench_model(workload.judge_model)
+    on_gpu = workload.device == "gpu"
+    # Replicas share one GPU in the GPU workload: each takes an equal slice of it.
+    share = 1.0 / max(workload.judge_replicas) if on_gpu else 0.0
+    vllm = VllmBackendConfig(
+        model=str(model_dir),
+        max_model_len=workload.judge_model.max_position_embeddings,
+        kv_cache_gib=1,
+        gpu_memory_utilization=0.85 * share if on_gpu else 0.85,
+        max_tokens=workload.judge_max_tokens,
     )
-    result.notes.append("vllm judge backend: not measured (CPU time went to the other sections)")
+    return JudgePoolConfig(
+        max_ongoing_requests=128,
+        num_cpus_per_replica=1,
+        num_gpus_per_replica=share,
+        max_batch_size=64,
+        batch_wait_timeout_s=0.05,
+        enable_cache=False,
+        enable_http=False,
+        vllm=vllm,
+    )
+
+
+def _mean_prompt_tokens(
+    model_dir: str, judge_cfg: JudgeConfig, rows: dict[str, ScenarioRow], batch: TrajectoryBatch
+) -> float:
+    """Mean chat-templated judge prompt length in the judge model's tokens (what each vllm request prefills)."""
+    from transformers import AutoTokenizer
+
+    from judge.reward import plan_requests
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    texts = [
+        tokenizer.apply_chat_template(list(c.request.messages), add_generation_prompt=True, tokenize=False)
+        for c in plan_requests(batch, rows, judge_cfg)
+    ]
+    return sum(len(tokenizer.encode(t, add_special_tokens=False)) for t in texts) / len(texts)
+
+
+def run(workload: Workload, out_dir: Path) -> SectionResult:
+    """Measure both backends: in-process baseline, then the pool at each of `workload.judge_replicas`."""
+    latency = workload.judge_bench_latency_s
+    result = SectionResult(
+        "judge",
+        f"Judge pool requests/s (offline backend: {latency * 1000:g} ms per request; vllm backend: "
+        f"{workload.judge_model.name}, {workload.judge_max_tokens} tokens per verdict)",
+    )
+    result.columns = COLUMNS
+    rows = train_rows()
+    g = workload.samples_per_prompt
+    untimed = max(workload.judge_batches, workload.judge_vllm_batches)
+    warmup = _step_batch(workload, rows, untimed).select(range(g))
+
+    offline_cfg = JudgeConfig(backend="offline", reward_mode="peer_pairwise", offline_latency_s=latency)
+    offline_pool = JudgePoolConfig(max_ongoing_requests=16, enable_cache=False, enable_http=False)
+    batches = [_step_batch(workload, rows, step) for step in range(workload.judge_batches)]
+    _measure(result, "", offline_cfg, offline_pool, rows, batches, warmup, workload.judge_replicas)
+    result.notes.append(
+        "the offline backend answers a batch in one latency (a hosted judge serving requests concurrently), "
+        "so a replica tops out near max_batch_size/latency requests/s; replicas add throughput linearly"
+    )
+
+    vllm_cfg = JudgeConfig(backend="vllm", reward_mode="peer_pairwise")
+    vllm_pool = _vllm_pool_config(workload)
+    batches = [_step_batch(workload, rows, step) for step in range(workload.judge_vllm_batches)]
+    prompt_tokens = _mean_prompt_tokens(vllm_pool.vllm.model, vllm_cfg, rows, batches[0])
+    statuses = _measure(result, "vllm_", vllm_cfg, vllm_pool, rows, batches, warmup, workload.judge_replicas)
+    result.notes.append(
+        f"vllm: one engine per replica (KV cache {vllm_pool.vllm.kv_cache_gib} GiB, up to "
+        f"{vllm_pool.max_batch_size} requests per engine call); each request prefills ~{prompt_tokens:.0f} prompt "
+        f"tokens and generates exactly {workload.judge_max_tokens} (greedy; the random-init judge's stop tokens "
+        "have zero LM-head rows)"
+    )
+    counts = "; ".join(f"{label} {dict(sorted(c.items()))}" for label, c in statuses.items())
+    result.notes.append(f"vllm verdict statuses per sample (random-init judge: unparsable → masked): {counts}")
+    if workload.device == "cpu":
+        result.notes.append(
+            "vllm replicas on CPU share the machine's cores, so more replicas add no compute: the vllm rows "
+            "show the pool's overhead over an in-process engine, not scaling"
+        )
     return result
