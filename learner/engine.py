@@ -21,6 +21,7 @@ import torch.distributed as dist
 from transformers import AutoModelForCausalLM
 
 from learner.config import LearnerConfig
+from learner.extension_lock import wait_for_extension_lock
 from learner.kl import full_reverse_kl, k3_kl
 from learner.losses import LossParams, policy_loss
 from learner.micro_batch import MicroBatch, dummy_sample, pad_micro_batch, split_by_token_budget, token_logprobs
@@ -93,6 +94,7 @@ class LearnerEngine:
         # Each rank loads the whole float32 model on the CPU and deepspeed.initialize partitions it.
         # (Partitioned loading via transformers' HfDeepSpeedConfig needs `accelerate`, not a dependency.)
         model = AutoModelForCausalLM.from_pretrained(cfg.model_path, dtype=torch.float32)
+        wait_for_extension_lock("fused_adam")
         self.engine, *_ = deepspeed.initialize(
             model=model, config=ds_config, model_parameters=model.parameters(), lr_scheduler=self._warmup_schedule
         )
