@@ -52,7 +52,7 @@ def apply_overrides(workload: Workload, overrides: list[str]) -> Workload:
     """The workload with `key=value` overrides of its scalar/list fields (lists become tuples)."""
     from omegaconf import ListConfig, OmegaConf
 
-    fields = {f.name for f in dataclasses.fields(workload)} - {"model", "sync_shapes", "name"}
+    fields = {f.name for f in dataclasses.fields(workload)} - {"model", "judge_model", "sync_shapes", "name"}
     changes = {}
     for key, value in OmegaConf.to_container(OmegaConf.from_dotlist(overrides)).items():
         if key not in fields:

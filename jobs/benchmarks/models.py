@@ -2,11 +2,14 @@
 
 Throughput does not depend on what the weights say, so a shape without a `tiny_size` is a randomly
 initialised HF model of that shape saved next to the W1 tokenizer (any vocabulary at least as large as
-the tokenizer's works). Cached by shape under `.cache/bench/models/<name>`.
+the tokenizer's works). A shape with `enable_special_tokens` off gets an untied LM head whose rows are
+zero for the stop tokens, the reserved ones and ids past the tokenizer (which decode to nothing), so
+greedy decoding never ends early and always produces text. Cached by shape under `.cache/bench/models/<name>`.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -47,8 +50,8 @@ def ensure_bench_model(shape: ModelShape, cache_dir: Path = BENCH_CACHE / "model
         num_attention_heads=shape.num_heads,
         num_key_value_heads=shape.num_kv_heads,
         head_dim=shape.head_dim,
-        max_position_embeddings=1024,
-        tie_word_embeddings=True,
+        max_position_embeddings=shape.max_position_embeddings,
+        tie_word_embeddings=shape.enable_special_tokens,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
@@ -57,7 +60,18 @@ def ensure_bench_model(shape: ModelShape, cache_dir: Path = BENCH_CACHE / "model
     torch.manual_seed(0)
     staging = cache_dir / f".{shape.name}.tmp-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
-    model_cls(config).to(torch.float32).save_pretrained(staging, safe_serialization=True)
+    model = model_cls(config).to(torch.float32)
+    if not shape.enable_special_tokens:
+        eos = json.loads((tokenizer_dir / "generation_config.json").read_text()).get("eos_token_id")
+        special = {i for i, token in tokenizer.added_tokens_decoder.items() if token.special}
+        # Ids past the tokenizer (a vocabulary padded to a published shape) have no text either.
+        special |= set(range(len(tokenizer), shape.vocab_size))
+        silenced = (special | {tokenizer.eos_token_id, *(eos if isinstance(eos, list) else [eos])}) - {None}
+        with torch.no_grad():
+            # Logit 0 for every hidden state, while the largest of the other random logits is several std above 0.
+            model.lm_head.weight[sorted(silenced)] = 0.0
+    model.save_pretrained(staging, safe_serialization=True)
+    tokenizer.model_max_length = shape.max_position_embeddings
     tokenizer.save_pretrained(staging)
     shutil.copy(tokenizer_dir / "generation_config.json", staging / "generation_config.json")
     try:

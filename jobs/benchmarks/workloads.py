@@ -36,22 +36,33 @@ class ModelShape:
     # learner/tiny_model.py size that builds exactly this shape with a tokenizer; "" = random init with
     # the W1 tokenizer (any vocab >= the tokenizer's works for throughput).
     tiny_size: str = ""
+    # Context window (prompt + new tokens) of a random-init shape.
+    max_position_embeddings: int = 1024
+    # Let the model emit special tokens (stop, pad, reserved). False unties the LM head and zeroes their rows
+    # (logit 0, far below the largest of a thousand random logits), so greedy decoding runs to max_tokens and
+    # every new token is visible text: fixed-length output where the caller cannot set ignore_eos (vllm judge).
+    enable_special_tokens: bool = True
 
     def __post_init__(self) -> None:
         if self.arch not in ("qwen2", "qwen3"):
             raise ValueError(f"ModelShape.arch must be qwen2 or qwen3, got {self.arch!r}")
         if self.num_heads % self.num_kv_heads:
             raise ValueError(f"num_heads ({self.num_heads}) must be a multiple of num_kv_heads ({self.num_kv_heads})")
+        if self.tiny_size and (self.max_position_embeddings != 1024 or not self.enable_special_tokens):
+            raise ValueError(f"{self.name}: a tiny_size shape is built by learner/tiny_model.py (1,024 positions, "
+                             "special tokens kept); leave tiny_size empty for a random-init shape")  # fmt: skip
 
     @property
     def num_parameters(self) -> int:
-        """Parameter count with tied embeddings (Qwen2 has q/k/v biases, Qwen3 has q/k norms instead)."""
+        """Parameter count (Qwen2 has q/k/v biases, Qwen3 has q/k norms instead; the LM head is tied unless
+        `enable_special_tokens` is off)."""
         q, kv = self.num_heads * self.head_dim, self.num_kv_heads * self.head_dim
         attn = self.hidden_size * (q + 2 * kv) + q * self.hidden_size
         attn += q + 2 * kv if self.arch == "qwen2" else 2 * self.head_dim
         mlp = 3 * self.hidden_size * self.intermediate_size
         per_layer = attn + mlp + 2 * self.hidden_size
-        return self.vocab_size * self.hidden_size + self.num_layers * per_layer + self.hidden_size
+        embeddings = self.vocab_size * self.hidden_size * (1 if self.enable_special_tokens else 2)
+        return embeddings + self.num_layers * per_layer + self.hidden_size
 
 
 @dataclass(frozen=True)
@@ -86,6 +97,12 @@ class Workload:
     judge_batches: int
     # Offline judge latency per request in the judge section (short, so the in-process baseline stays quick).
     judge_bench_latency_s: float
+    # Judge model of the judge section's `vllm` rows: random init, context long enough for judge prompts.
+    judge_model: ModelShape
+    # New tokens per `vllm` verdict (judge_model never stops early, so every verdict costs exactly this many).
+    judge_max_tokens: int
+    # Step batches scored per `vllm` measurement (real prefill of ~1.5k-token prompts: fewer than judge_batches).
+    judge_vllm_batches: int
     # Learner data-parallel ranks measured.
     learner_ranks: tuple[int, ...]
     # ZeRO stages measured.
@@ -107,6 +124,8 @@ class Workload:
             raise ValueError(f"driver_prompts_per_step must be two growing sizes, got {self.driver_prompts_per_step}")
         if self.train_steps < 2:
             raise ValueError("train_steps must be >= 2: the first step is warm-up and is not counted")
+        if self.judge_max_tokens < 1 or self.judge_vllm_batches < 1:
+            raise ValueError("judge_max_tokens and judge_vllm_batches must be >= 1")
 
     @property
     def samples_per_step(self) -> int:
@@ -119,6 +138,12 @@ SYNC_25M = ModelShape("qwen2-25M", "qwen2", 512, 6, 8, 8, 64, 2048, 4096)
 SYNC_100M = ModelShape("qwen2-100M", "qwen2", 1024, 6, 16, 16, 64, 4096, 4096)
 # Qwen3-0.6B's published shape (hidden 1024, 28 layers, 16 q / 8 kv heads of 128, MLP 3072, vocab 151,936).
 QWEN3_06B = ModelShape("qwen3-0.6B", "qwen3", 1024, 28, 16, 8, 128, 3072, 151936)
+# Judge shapes for the `vllm` judge rows: the policy's shape with 4,096 positions (judge prompts run ~1.5k
+# tokens, past the tiny model's 1,024) and no special tokens, so every verdict is the same length of text.
+W1_JUDGE = ModelShape("w1-judge-4k", "qwen2", 256, 4, 4, 4, 64, 1024, 4096, max_position_embeddings=4096,
+                      enable_special_tokens=False)  # fmt: skip
+QWEN3_06B_JUDGE = ModelShape("qwen3-0.6B-judge-4k", "qwen3", 1024, 28, 16, 8, 128, 3072, 151936,
+                             max_position_embeddings=4096, enable_special_tokens=False)  # fmt: skip
 
 WORKLOADS: dict[str, Workload] = {
     "W1": Workload(
@@ -136,6 +161,9 @@ WORKLOADS: dict[str, Workload] = {
         judge_replicas=(1, 2),
         judge_batches=4,
         judge_bench_latency_s=0.02,
+        judge_model=W1_JUDGE,
+        judge_max_tokens=64,
+        judge_vllm_batches=1,
         learner_ranks=(1, 2),
         zero_stages=(2, 3),
         sync_shapes=(W1_MODEL, SYNC_25M, SYNC_100M),
@@ -155,6 +183,9 @@ WORKLOADS: dict[str, Workload] = {
         judge_replicas=(1, 2, 4),
         judge_batches=8,
         judge_bench_latency_s=0.02,
+        judge_model=QWEN3_06B_JUDGE,
+        judge_max_tokens=64,
+        judge_vllm_batches=8,
         learner_ranks=(1, 2),
         zero_stages=(2, 3),
         sync_shapes=(SYNC_100M, QWEN3_06B),

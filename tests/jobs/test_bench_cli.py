@@ -28,6 +28,8 @@ def test_workload_overrides_scalars_and_lists():
 def test_override_of_shape_or_unknown_field_is_rejected():
     with pytest.raises(ValueError, match="cannot be overridden"):
         apply_overrides(get_workload("W1"), ["model=x"])
+    with pytest.raises(ValueError, match="cannot be overridden"):
+        apply_overrides(get_workload("W1"), ["judge_model=x"])
     with pytest.raises(ValueError, match="train_steps must be >= 2"):
         apply_overrides(get_workload("W1"), ["train_steps=1"])
 
