@@ -5,11 +5,11 @@ submitted at once through `JudgePool.async_score`, with the verdict cache off, s
 fresh judge call. The baseline runs `judge.reward.score_batch` with the same backend class in the
 calling process, one batch after another. Two backends are measured:
 
-- `offline`, sleeping a fixed latency per request (a remote judge's stand-in), on `judge_batches` batches;
+- `offline`, sleeping a fixed latency (a remote judge's stand-in), on `judge_batches` batches;
 - `vllm`, a real engine per replica generating over the real judge prompts, on `judge_vllm_batches`
-  batches. The judge model is a random-init shape with a long enough context whose stop tokens can
-  never win greedy decoding, so every verdict is exactly `judge_max_tokens` tokens. Its verdicts are
-  unparsable (masked), which does not change the cost; the statuses are counted in the notes.
+  batches. The judge model is a random-init shape with a long enough context whose special tokens
+  (stop tokens included) never win greedy decoding, so every verdict is `judge_max_tokens` tokens of
+  text. Its verdicts are unparsable (masked), which does not change the cost; the notes count them.
 
 Every measurement is preceded by a one-group warm-up batch from a step that is not timed, so the
 engines' prefix caches hold nothing the timed batches reuse.
@@ -197,8 +197,8 @@ def run(workload: Workload, out_dir: Path) -> SectionResult:
     result.notes.append(
         f"vllm: one engine per replica (KV cache {vllm_pool.vllm.kv_cache_gib} GiB, up to "
         f"{vllm_pool.max_batch_size} requests per engine call); each request prefills ~{prompt_tokens:.0f} prompt "
-        f"tokens and generates exactly {workload.judge_max_tokens} (greedy; the random-init judge's stop tokens "
-        "have zero LM-head rows)"
+        f"tokens and generates exactly {workload.judge_max_tokens} (greedy; the random-init judge's special "
+        "tokens have zero LM-head rows)"
     )
     counts = "; ".join(f"{label} {dict(sorted(c.items()))}" for label, c in statuses.items())
     result.notes.append(f"vllm verdict statuses per sample (random-init judge: unparsable → masked): {counts}")
