@@ -133,6 +133,7 @@ def _vllm_pool_config(workload: Workload) -> JudgePoolConfig:
     share = 1.0 / max(workload.judge_replicas) if on_gpu else 0.0
     vllm = VllmBackendConfig(
         model=str(model_dir),
+        dtype="bfloat16" if on_gpu else "float32",
         max_model_len=workload.judge_model.max_position_embeddings,
         kv_cache_gib=1,
         gpu_memory_utilization=0.85 * share if on_gpu else 0.85,
@@ -171,7 +172,7 @@ def run(workload: Workload, out_dir: Path) -> SectionResult:
     latency = workload.judge_bench_latency_s
     result = SectionResult(
         "judge",
-        f"Judge pool requests/s (offline backend: {latency * 1000:g} ms per request; vllm backend: "
+        f"Judge pool requests/s (offline backend: {latency * 1000:g} ms latency; vllm backend: "
         f"{workload.judge_model.name}, {workload.judge_max_tokens} tokens per verdict)",
     )
     result.columns = COLUMNS
@@ -181,7 +182,9 @@ def run(workload: Workload, out_dir: Path) -> SectionResult:
     warmup = _step_batch(workload, rows, untimed).select(range(g))
 
     offline_cfg = JudgeConfig(backend="offline", reward_mode="peer_pairwise", offline_latency_s=latency)
-    offline_pool = JudgePoolConfig(max_ongoing_requests=16, enable_cache=False, enable_http=False)
+    # Room for a whole step's requests per replica: past max_ongoing_requests the Serve router backs off and
+    # retries, which capped one replica at ~20 requests/s with 16 (~80 with 128, same 8-request batches).
+    offline_pool = JudgePoolConfig(max_ongoing_requests=128, enable_cache=False, enable_http=False)
     batches = [_step_batch(workload, rows, step) for step in range(workload.judge_batches)]
     _measure(result, "", offline_cfg, offline_pool, rows, batches, warmup, workload.judge_replicas)
     result.notes.append(
