@@ -1,9 +1,9 @@
-"""Weight sync, sending side (DESIGN.md §2): full parameters → safetensors buckets in the wire format
-of rollout/weight_sync.py.
+"""Weight sync, sending side (DESIGN.md §2): full parameters → buckets in the wire format of
+rollout/weight_sync.py.
 
 Under ZeRO-3 no rank holds a whole parameter, so parameters are gathered a bucket at a time with
 `deepspeed.zero.GatheredParameters` (a collective: every rank iterates to the end) and only rank 0
-encodes and publishes. This module does not import Ray: the actor passes `put` (``ray.put``).
+publishes. This module does not import Ray: the actor passes `put` (``ray.put``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import deepspeed
 import torch
 
-from rollout.weight_sync import WeightUpdate, encode_bucket, iter_buckets, manifest_entry
+from rollout.weight_sync import Bucket, WeightUpdate, publish_update
 
 
 def iter_full_parameters(
@@ -47,7 +47,7 @@ def export_weights(
     version: int,
     bucket_mb: int,
     is_rank0: bool,
-    put: Callable[[bytes], Any],
+    put: Callable[[Bucket], Any],
 ) -> WeightUpdate | None:
     """Publish the current parameters as one WeightUpdate (rank 0) after a collective gather.
 
@@ -56,16 +56,16 @@ def export_weights(
         zero_stage: 3 gathers partitions; 2 reads the replicated parameters.
         version: learner step the weights belong to.
         bucket_mb: bucket size of both the gather and the wire buckets.
-        is_rank0: only rank 0 encodes and calls `put`; other ranks just join the gathers.
-        put: stores one bucket's bytes and returns a handle (``ray.put`` → ObjectRef).
+        is_rank0: only rank 0 calls `put`; other ranks just join the gathers.
+        put: stores one bucket (a copy: the bucket views the parameters) and returns a handle
+            (``ray.put`` → ObjectRef).
 
     Returns:
         The WeightUpdate on rank 0, None elsewhere.
     """
-    refs: list[Any] = []
-    manifest = []
-    for bucket in iter_buckets(iter_full_parameters(module, zero_stage, bucket_mb), bucket_mb * 2**20):
-        if is_rank0:
-            manifest.extend(manifest_entry(name, t) for name, t in bucket.items())
-            refs.append(put(encode_bucket(bucket)))
-    return WeightUpdate(version=version, bucket_refs=refs, manifest=manifest) if is_rank0 else None
+    named = iter_full_parameters(module, zero_stage, bucket_mb)
+    if is_rank0:
+        return publish_update(named, version, bucket_mb * 2**20, put)
+    for _ in named:  # join every gather
+        pass
+    return None

@@ -2,14 +2,17 @@
 
 Wire format, shared with the sending side in learner/:
 
-* a **bucket** is ``safetensors.torch.save(dict[hf_param_name, tensor])`` bytes: HF checkpoint names,
-  so vLLM's own `load_weights` maps them (fusing q/k/v, gate/up) exactly as when loading from disk;
-* a :class:`WeightUpdate` names the policy version, the buckets (ObjectRefs of bytes, object-store
+* a **bucket** is a :class:`Bucket`: HF checkpoint names (so vLLM's own `load_weights` maps them,
+  fusing q/k/v and gate/up, exactly as when loading from disk), dtypes, shapes and each tensor's raw
+  bytes as a numpy array. Numpy arrays are what Ray serializes out of band: ``ray.put`` copies each one
+  straight into the object store and ``ray.get`` returns read-only views of it, so neither side pays
+  for an encoding pass (safetensors cost one clone plus one serialization copy per side);
+* a :class:`WeightUpdate` names the policy version, the buckets (ObjectRefs of buckets, object-store
   transport) and a manifest of every tensor (name, shape, dtype): the check that nothing was missed,
   and for the collective transport the order and shapes of the NCCL broadcasts.
 
 Object store: the engine fetches and loads one bucket at a time, so peak extra memory is about one
-bucket plus the layers it leaves half-loaded. Collective: the learner's rank 0 broadcasts each tensor
+bucket (the engine's shared staging buffer) plus the layers it leaves half-loaded. Collective: the learner's rank 0 broadcasts each tensor
 in manifest order (vLLM's NCCL weight-transfer engine, ``packed=False``) while the engine receives.
 This module has no Ray import: the caller passes `fetch` (``ray.get`` in the actor, identity in tests).
 """
@@ -17,13 +20,13 @@ This module has no Ray import: the caller passes `fetch` (``ray.get`` in the act
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import numpy as np
 import torch
-from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +40,7 @@ class WeightUpdate:
 
     Attributes:
         version: learner step that produced the weights; stamped on samples as `policy_version`.
-        bucket_refs: one `ObjectRef[bytes]` per safetensors bucket (object-store transport; empty for
-            collective). Kept nested in this dataclass so Ray does not resolve them all at once.
+        bucket_refs: one `ObjectRef[Bucket]` per bucket (object-store transport; empty for collective). Kept nested in this dataclass so Ray does not resolve them all at once.
         manifest: every tensor of the update, in send order.
     """
 
@@ -53,14 +55,63 @@ class WeightUpdate:
             raise ValueError("WeightUpdate.manifest is empty: an update must name the tensors it carries")
 
 
-def encode_bucket(named_tensors: Mapping[str, torch.Tensor]) -> bytes:
-    """Serialize one bucket (contiguous CPU copies; safetensors refuses views and shared storage)."""
-    return st_save({name: t.detach().to("cpu").contiguous().clone() for name, t in named_tensors.items()})
+@dataclass(frozen=True)
+class Bucket:
+    """Some tensors of an update as raw bytes (see the module docstring for why numpy).
+
+    Attributes:
+        names: HF parameter names.
+        dtypes: torch dtype names without the "torch." prefix.
+        shapes: tensor shapes.
+        arrays: each tensor's bytes, a 1-D uint8 array (C order).
+    """
+
+    names: list[str]
+    dtypes: list[str]
+    shapes: list[tuple[int, ...]]
+    arrays: list[np.ndarray]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self.arrays)
 
 
-def decode_bucket(data: bytes) -> dict[str, torch.Tensor]:
-    """Inverse of :func:`encode_bucket`."""
-    return st_load(bytes(data))
+def encode_bucket(named_tensors: Mapping[str, torch.Tensor]) -> Bucket:
+    """Views of the tensors' bytes (a copy only for non-contiguous or non-CPU tensors).
+
+    The bucket aliases the tensors: publish it with a `put` that copies (``ray.put`` does).
+    """
+    names, dtypes, shapes, arrays = [], [], [], []
+    for name, tensor in named_tensors.items():
+        flat = tensor.detach().to("cpu").contiguous().reshape(-1)
+        names.append(name)
+        dtypes.append(str(tensor.dtype).removeprefix("torch."))
+        shapes.append(tuple(tensor.shape))
+        arrays.append(flat.view(torch.uint8).numpy())
+    return Bucket(names, dtypes, shapes, arrays)
+
+
+def decode_bucket(bucket: Bucket) -> dict[str, torch.Tensor]:
+    """Inverse of :func:`encode_bucket`: tensors viewing the bucket's arrays (no copy)."""
+    with warnings.catch_warnings():
+        # Arrays from ray.get are read-only views of the object store; the tensors are only read.
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return {
+            name: torch.from_numpy(array).view(getattr(torch, dtype)).reshape(shape)
+            for name, dtype, shape, array in zip(bucket.names, bucket.dtypes, bucket.shapes, bucket.arrays, strict=True)
+        }
+
+
+def publish_update(
+    named_tensors: Iterable[tuple[str, torch.Tensor]], version: int, bucket_bytes: int, put: Callable[[Bucket], Any]
+) -> WeightUpdate:
+    """Bucket, `put` and list every tensor: the learner's export (rank 0) and the sync benchmark share it."""
+    refs: list[Any] = []
+    manifest: list[ManifestEntry] = []
+    for bucket in iter_buckets(named_tensors, bucket_bytes):
+        manifest.extend(manifest_entry(name, t) for name, t in bucket.items())
+        refs.append(put(encode_bucket(bucket)))
+    return WeightUpdate(version=version, bucket_refs=refs, manifest=manifest)
 
 
 def manifest_entry(name: str, tensor: torch.Tensor) -> ManifestEntry:
@@ -93,7 +144,7 @@ class WeightLoadingEngine(Protocol):
 
     def begin_weight_update(self) -> None: ...
 
-    def load_weight_bucket(self, data: bytes) -> list[str]: ...
+    def load_weight_bucket(self, bucket: Bucket) -> list[str]: ...
 
     def finish_weight_update(self) -> None: ...
 
@@ -107,10 +158,10 @@ class ObjectStoreReceiver:
 
     Args:
         engine: the engine to load into.
-        fetch: turns a bucket ref into its bytes (``ray.get``); called once per bucket, in order.
+        fetch: turns a bucket ref into its :class:`Bucket` (``ray.get``); called once per bucket, in order.
     """
 
-    def __init__(self, engine: WeightLoadingEngine, fetch: Callable[[Any], bytes]):
+    def __init__(self, engine: WeightLoadingEngine, fetch: Callable[[Any], Bucket]):
         self.engine = engine
         self.fetch = fetch
 
@@ -123,10 +174,10 @@ class ObjectStoreReceiver:
         loaded: list[str] = []
         self.engine.begin_weight_update()
         for ref in update.bucket_refs:
-            # One bucket alive at a time: drop the bytes before fetching the next.
-            data = self.fetch(ref)
-            loaded.extend(self.engine.load_weight_bucket(data))
-            del data
+            # One bucket alive at a time: drop it (its object-store views) before fetching the next.
+            bucket = self.fetch(ref)
+            loaded.extend(self.engine.load_weight_bucket(bucket))
+            del bucket
         self.engine.finish_weight_update()
         expected = {name for name, _, _ in update.manifest}
         if sorted(loaded) != sorted(expected):
@@ -160,7 +211,7 @@ class CollectiveReceiver:
 
 
 def make_receiver(
-    transport: str, engine: WeightLoadingEngine, fetch: Callable[[Any], bytes]
+    transport: str, engine: WeightLoadingEngine, fetch: Callable[[Any], Bucket]
 ) -> ObjectStoreReceiver | CollectiveReceiver:
     """The receiver for `transport` (RolloutConfig.weight_sync)."""
     if transport == "object_store":

@@ -1,10 +1,12 @@
 """Section `sync`: weight-sync seconds and GB/s vs parameter count, object store vs in-process memcpy.
 
 Per shape: a RolloutPool with one live engine of that shape; the driver reads the checkpoint's
-tensors, then times (a) publish: encode safetensors buckets + `ray.put` them (what LearnerActor's
-export does on rank 0) and (b) load: `RolloutPool.async_update_weights` until the engine holds the new
-version (fetch from the object store, RPC into the vLLM worker, `load_weights`). The reference is a
-plain `Tensor.copy_` of the same tensors into preallocated buffers in one process.
+tensors, then times (a) publish: `publish_update` with `ray.put`, the function LearnerActor's export
+runs on rank 0 once the parameters are gathered, and (b) load: `RolloutPool.async_update_weights`
+until the engine holds the new version (the RolloutActor's `update_weights`: fetch from the object
+store, copy into the staging buffer the vLLM worker maps, layerwise `load_weights`). The reference is a
+plain `Tensor.copy_` of the same tensors into warm preallocated buffers in one process: one copy,
+where publish + load need at least two (into the object store, out of it) plus vLLM's reload passes.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from jobs.benchmarks.models import ensure_bench_model
 from jobs.benchmarks.report import SectionResult
 from jobs.benchmarks.workloads import ModelShape, Workload
 from rollout.config import RolloutConfig
-from rollout.weight_sync import WeightUpdate, encode_bucket, iter_buckets, manifest_entry
+from rollout.weight_sync import publish_update
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +39,8 @@ COLUMNS = [
     "sync GB/s",
     "sync/memcpy",
 ]
-# Memory an update needs beyond the engine, as multiples of the weight bytes: the driver's tensors, the
-# encoded buckets, their object-store copies, the engine's decoded bucket and its weights.
+# Memory an update needs beyond the engine, as multiples of the weight bytes: the driver's tensors and
+# memcpy buffers, their object-store copies, the engine's staging buffer, its weights and reload buffers.
 MEMORY_MULTIPLE = 6
 # vLLM engine baseline (process, KV cache) in bytes, on top of MEMORY_MULTIPLE × weights.
 ENGINE_OVERHEAD = 3 * 1024**3
@@ -76,11 +78,7 @@ def _object_store_seconds(
     publish, load = [], []
     for version in range(1, repeats + 2):
         start = time.perf_counter()
-        refs, manifest = [], []
-        for bucket in iter_buckets(tensors.items(), bucket_bytes):
-            manifest.extend(manifest_entry(name, t) for name, t in bucket.items())
-            refs.append(ray.put(encode_bucket(bucket)))
-        update = WeightUpdate(version=version, bucket_refs=refs, manifest=manifest)
+        update = publish_update(tensors.items(), version, bucket_bytes, ray.put)
         mark = time.perf_counter()
         versions = ray.get(pool.async_update_weights(update))
         done = time.perf_counter()
@@ -88,7 +86,7 @@ def _object_store_seconds(
             raise RuntimeError(f"engines report versions {versions} after pushing v{version}")
         publish.append(mark - start)
         load.append(done - mark)
-        del refs, update
+        del update
     best = min(range(1, len(load)), key=lambda i: publish[i] + load[i])
     return publish[best], load[best]
 
@@ -151,8 +149,8 @@ def run(workload: Workload, out_dir: Path) -> SectionResult:
             "largest_params": float(largest["params"]),
         }
     result.notes.append(
-        f"best of {workload.repeats} updates (memcpy: of {MEMCPY_REPEATS}) after 1 warm-up; sync = publish (safetensors encode + ray.put) "
-        f"+ load (engine fetch + RPC + load_weights); buckets of {rollout_cfg.weight_bucket_bytes >> 20} MiB; "
+        f"best of {workload.repeats} updates (memcpy: of {MEMCPY_REPEATS}) after 1 warm-up; sync = publish (ray.put of the "
+        f"tensors' bytes) + load (engine fetch + copy into shared staging + layerwise load_weights); buckets of {rollout_cfg.weight_bucket_bytes >> 20} MiB; "
         "target row = largest model measured"
     )
     return result

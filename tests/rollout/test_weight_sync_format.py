@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 import torch
 
 from rollout.config import RolloutConfig
 from rollout.weight_sync import (
+    Bucket,
     CollectiveReceiver,
     ObjectStoreReceiver,
     WeightUpdate,
@@ -15,6 +18,7 @@ from rollout.weight_sync import (
     iter_buckets,
     make_receiver,
     manifest_entry,
+    publish_update,
 )
 
 
@@ -25,8 +29,8 @@ class RecordingEngine:
     def begin_weight_update(self):
         self.calls.append(("begin",))
 
-    def load_weight_bucket(self, data: bytes) -> list[str]:
-        names = list(decode_bucket(data))
+    def load_weight_bucket(self, bucket: Bucket) -> list[str]:
+        names = list(decode_bucket(bucket))
         self.calls.append(("bucket", tuple(sorted(names))))
         return names
 
@@ -50,13 +54,48 @@ def _named() -> list[tuple[str, torch.Tensor]]:
     ]
 
 
-def test_bucket_round_trip_keeps_names_values_dtypes_and_copies_views():
+def test_bucket_round_trip_keeps_names_values_dtypes_through_out_of_band_pickle():
     base = torch.arange(12, dtype=torch.float32).reshape(3, 4)
-    named = dict(_named()) | {"view.weight": base.t()}  # non-contiguous view
-    out = decode_bucket(encode_bucket(named))
-    assert sorted(out) == sorted(named)  # safetensors stores by dtype/size, not insertion order
+    named = dict(_named()) | {"view.weight": base.t(), "scalar": torch.tensor(7, dtype=torch.int64)}
+    bucket = encode_bucket(named)
+    assert bucket.shapes[-2:] == [(4, 3), ()]
+    assert [a.nbytes for a in bucket.arrays] == [400, 20, 200, 12, 48, 8]
+    # Protocol 5 with a buffer callback, as ray.put serializes: every array's bytes travel out of band.
+    buffers: list[pickle.PickleBuffer] = []
+    payload = pickle.dumps(bucket, protocol=5, buffer_callback=buffers.append)
+    assert len(buffers) == len(named) and len(payload) < 2000
+    received = pickle.loads(payload, buffers=[bytes(b.raw()) for b in buffers])  # read-only, like ray.get
+    out = decode_bucket(received)
+    assert list(out) == list(named)
     for name, tensor in named.items():
-        assert out[name].dtype == tensor.dtype and torch.equal(out[name], tensor)
+        assert out[name].dtype == tensor.dtype and out[name].shape == tensor.shape and torch.equal(out[name], tensor)
+
+
+def test_encode_views_contiguous_tensors_and_decode_views_the_arrays():
+    weight = torch.arange(6, dtype=torch.float32).reshape(2, 3)
+    bucket = encode_bucket({"w": weight, "wt": weight.t()})
+    weight[0, 0] = 42.0  # seen through the view; the transposed one was copied (made contiguous)
+    out = decode_bucket(bucket)
+    assert out["w"][0, 0] == 42.0 and out["wt"][0, 0] == 0.0
+    assert out["w"].data_ptr() == bucket.arrays[0].ctypes.data
+
+
+def test_publish_update_puts_each_bucket_and_lists_every_tensor():
+    stored: list[Bucket] = []
+
+    def put(bucket: Bucket) -> int:
+        stored.append(bucket)
+        return len(stored) - 1
+
+    update = publish_update(_named(), version=4, bucket_bytes=420, put=put)
+    assert update.version == 4 and update.bucket_refs == [0, 1]
+    assert [b.names for b in stored] == [["a.weight", "b.weight"], ["c.weight", "d.bias"]]
+    assert update.manifest == [
+        ("a.weight", (10, 10), "float32"),
+        ("b.weight", (5,), "float32"),
+        ("c.weight", (10, 10), "bfloat16"),
+        ("d.bias", (3,), "float32"),
+    ]
 
 
 def test_iter_buckets_groups_in_order_by_size():
@@ -81,7 +120,7 @@ def test_object_store_receiver_fetches_buckets_in_order_within_one_session():
     store = {f"ref{i}": encode_bucket(b) for i, b in enumerate(iter_buckets(named, 420))}
     fetched: list[str] = []
 
-    def fetch(ref: str) -> bytes:
+    def fetch(ref: str) -> Bucket:
         fetched.append(ref)
         return store[ref]
 
