@@ -50,6 +50,8 @@ class RolloutActor:
         self.version = 0
         self.restarted = ray.get_runtime_context().was_current_actor_reconstructed
         self._prompt_cache: dict[str, list[int]] = {}
+        # Waves whose `generate_from_queue` call ended since the last one; the queue then ends their leases.
+        self._finished_waves: list[int] = []
         logger.info("rollout actor %d/%d ready (restarted: %s)", rank, world_size, self.restarted)
 
     # ---- weights ---------------------------------------------------------------------------------
@@ -109,31 +111,37 @@ class RolloutActor:
     def generate_from_queue(
         self,
         queue: ActorHandle,
+        wave: int,
         weights: WeightUpdate | None = None,
         *,
         seed: int | None = None,
         samples_per_prompt: int | None = None,
         greedy: bool = False,
     ) -> TrajectoryBatch:
-        """Take chunks from `queue` until it is empty; one batch of everything this attempt generated.
+        """Take chunks of `wave` from `queue` until none is left; one batch of everything this attempt generated.
 
-        The first call on the queue hands back chunks an earlier, dead attempt of this rank had taken
-        (its result was lost with it), so after a restart and Ray's task retry every prompt is
-        generated exactly once.
+        The first take hands back chunks an earlier, dead attempt of this call had taken (its result
+        was lost with it), so after a restart and Ray's task retry every prompt is generated exactly once.
         """
         if weights is not None:
             self.update_weights(weights)
-        ray.get(queue.begin_attempt.remote(self.rank))
+        finished, self._finished_waves = self._finished_waves, []
         parts: list[TrajectoryBatch] = []
-        while chunks := ray.get(queue.take.remote(self.rank)):
-            merged = PromptChunk(
-                scenario_ids=[s for c in chunks for s in c.scenario_ids],
-                group_ids=[g for c in chunks for g in c.group_ids],
-                prompt_token_ids=None
-                if chunks[0].prompt_token_ids is None
-                else [p for c in chunks for p in c.prompt_token_ids],
-            )
-            parts.append(self.generate(merged, seed=seed, samples_per_prompt=samples_per_prompt, greedy=greedy))
+        try:
+            chunks, more = ray.get(queue.take.remote(wave, self.rank, True, finished))
+            while chunks:
+                merged = PromptChunk(
+                    scenario_ids=[s for c in chunks for s in c.scenario_ids],
+                    group_ids=[g for c in chunks for g in c.group_ids],
+                    prompt_token_ids=None
+                    if chunks[0].prompt_token_ids is None
+                    else [p for c in chunks for p in c.prompt_token_ids],
+                )
+                parts.append(self.generate(merged, seed=seed, samples_per_prompt=samples_per_prompt, greedy=greedy))
+                # `more` is False once the queue is empty, which saves a last round trip for nothing.
+                chunks, more = ray.get(queue.take.remote(wave, self.rank)) if more else ([], False)
+        finally:
+            self._finished_waves.append(wave)
         return TrajectoryBatch.concat(parts) if parts else _empty_batch(self.version)
 
     # ---- lifecycle -------------------------------------------------------------------------------

@@ -5,10 +5,13 @@ work gets ``ceil(remaining / R)`` chunks, capped by what its batch holds. Big sh
 batches full; shrinking shares late mean a slow engine holds little when the others run dry, so it
 does not stall the wave. Each engine returns one TrajectoryBatch per wave with whatever groups it drew.
 
+One :class:`ChunkQueue` actor serves every wave of the pool (waves keyed by id): a queue per wave
+would start a worker process per wave, which the engines waited for before sampling.
+
 Failures: engines run with Ray's ``max_restarts`` and unlimited task retries. When an engine dies
-mid-wave Ray restarts it and retries its call; the retried call first gives the dead attempt's chunks
-back to the queue (:meth:`ChunkQueue.begin_attempt`), and every call carries the latest weight
-update, so the restarted engine loads it before it samples. Every prompt comes back exactly once.
+mid-wave Ray restarts it and retries its call; the retried call's first take gives the dead attempt's
+chunks back to the queue (:meth:`ChunkQueue.take` with ``first``), and every call carries the latest
+weight update, so the restarted engine loads it before it samples. Every prompt comes back exactly once.
 """
 
 from __future__ import annotations
@@ -58,7 +61,8 @@ class RolloutPool:
         self.group = ActorGroup(RolloutActor, rollout_group_config(cfg), cfg, rows, name="rollout")
         # The newest update (a WeightUpdate or a ref resolving to one); sent along with every wave.
         self.latest_update: Any = None
-        self.last_queue: ray.actor.ActorHandle | None = None
+        self.queue = ChunkQueue.remote(len(self.group))
+        self.num_waves = 0
 
     @property
     def num_engines(self) -> int:
@@ -102,10 +106,13 @@ class RolloutPool:
         ]
         n = 1 if greedy else samples_per_prompt or self.cfg.samples_per_prompt
         per_take = max(1, self.cfg.max_num_seqs // (size * n))
-        self.last_queue = ChunkQueue.remote(chunks, self.num_engines, per_take)
+        # Engines get the ref of the wave's id: Ray starts their calls only once the wave is queued.
+        wave = self.queue.add_wave.remote(self.num_waves, chunks, per_take)
+        self.num_waves += 1
         return self.group.run_all(
             "generate_from_queue",
-            self.last_queue,
+            self.queue,
+            wave,
             self.latest_update,
             seed=seed,
             samples_per_prompt=samples_per_prompt,
@@ -145,3 +152,4 @@ class RolloutPool:
         """Stop the engines cleanly, then release the actors and their placement group."""
         ray.wait(self.group.run_all("shutdown"), num_returns=len(self.group), timeout=60)
         self.group.shutdown()
+        ray.kill(self.queue)

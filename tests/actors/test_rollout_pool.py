@@ -123,26 +123,32 @@ def test_object_store_update_then_dead_engine_restarts_catches_up_and_its_chunks
     assert len(update.bucket_refs) > 2
     assert ray.get(pool.async_update_weights(ray.put(update))) == [1, 1]
 
-    refs = pool.async_generate(
-        [f"p{g}" for g in range(len(prompts))], policy_version=1, prompt_token_ids=prompts, greedy=True
-    )
+    taken_before = ray.get(pool.queue.stats.remote())["taken"].get(1, 0)
+    wave_ids = [f"p{g}" for g in range(len(prompts))]
+    refs = pool.async_generate(wave_ids, policy_version=1, prompt_token_ids=prompts, greedy=True)
+    # The next wave is queued behind it, as in async training: Ray may run the restarted engine's
+    # call of it before the retry, which must still find its lost chunks.
+    next_refs = pool.async_generate(wave_ids, policy_version=1, prompt_token_ids=prompts, greedy=True)
     # Kill engine 1 once it holds work: Ray restarts it, retries its call, and the retry re-queues
     # the chunks it had taken; the fresh engine loads v1 (sent with the wave) before sampling.
     deadline = time.monotonic() + 60
-    while ray.get(pool.last_queue.stats.remote())["taken"].get(1, 0) == 0:
+    while ray.get(pool.queue.stats.remote())["taken"].get(1, 0) == taken_before:
         assert time.monotonic() < deadline, "engine 1 never took work"
         time.sleep(0.02)
     ray.kill(pool.group.actors[1], no_restart=False)
-    summaries = ray.get(describe.remote(*refs))
-    assert ray.get(pool.last_queue.stats.remote())["requeued"] >= 1
 
-    completions: dict[int, list[list[int]]] = {}
-    for s in summaries:
-        assert s["versions"] == 1
-        for g, samples in s["completions"].items():
-            assert g not in completions, f"group {g} came back twice"
-            completions[g] = samples
-    assert completions == {g: [ids] for g, ids in expected.items()}
+    for wave_refs in (refs, next_refs):
+        completions: dict[int, list[list[int]]] = {}
+        for s in ray.get(describe.remote(*wave_refs)):
+            assert s["versions"] == 1
+            for g, samples in s["completions"].items():
+                assert g not in completions, f"group {g} came back twice"
+                completions[g] = samples
+        assert completions == {g: [ids] for g, ids in expected.items()}
+    # One more wave: both engines report the earlier ones finished, so the queue keeps only it.
+    ray.get(pool.async_generate(wave_ids[:2], policy_version=1, prompt_token_ids=prompts[:2], greedy=True))
+    stats = ray.get(pool.queue.stats.remote())
+    assert stats["requeued"] >= 1 and stats["pending"] == 0 and stats["waves"] == 1
     reports = pool.health()
     assert [r["alive"] for r in reports] == [True, True]
     assert reports[1]["restarted"] is True and reports[1]["version"] == 1
