@@ -1,9 +1,10 @@
 """Section `rollout`: generated tokens/s of a RolloutPool (one RolloutActor) vs a bare `vllm.LLM`.
 
 Same model, same step prompts (token ids), same engine arguments and sampling (G samples, the
-workload's new tokens with EOS ignored, sampled-token logprobs). The bare engine runs in this process
-and is shut down before the actor's engine starts, so the two never share the cores. A third row calls
-the actor's `generate` directly, without the pool's work queue, to split actor cost from queue cost.
+workload's new tokens with EOS ignored, sampled-token logprobs, per-prompt seeds from the step's wave
+seed). The bare engine runs in this process and is shut down before the actor's engine starts, so the
+two never share the cores. A third row calls the actor's `generate` directly, without the pool's work
+queue, to split actor cost from queue cost.
 """
 
 from __future__ import annotations
@@ -33,14 +34,19 @@ def _bare_step_seconds(cfg: RolloutConfig, steps: list[tuple[list[str], list[lis
     from vllm.inputs import TokensPrompt
 
     os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(cfg.kv_cache_gib)
+    # The engine arguments RolloutEngine passes on CPU (its token budget turns chunked prefill off).
     llm = LLM(model=cfg.model, dtype=cfg.dtype, max_model_len=cfg.max_model_len, seed=cfg.seed,
               enable_prefix_caching=cfg.enable_prefix_caching, enforce_eager=not cfg.enable_compile,
-              max_num_seqs=cfg.max_num_seqs, logprobs_mode=cfg.logprobs_mode)  # fmt: skip
-    sampling = SamplingParams(n=cfg.samples_per_prompt, temperature=cfg.temperature, top_p=cfg.top_p,
-                              max_tokens=cfg.max_tokens, ignore_eos=cfg.enable_ignore_eos, logprobs=0)  # fmt: skip
+              max_num_seqs=cfg.max_num_seqs, logprobs_mode=cfg.logprobs_mode,
+              max_num_batched_tokens=cfg.max_num_seqs * cfg.max_model_len)  # fmt: skip
+    n = cfg.samples_per_prompt
     times, tokens = [], 0
     try:
-        for _, prompts in steps:
+        for step, (_, prompts) in enumerate(steps):
+            # Per-prompt seeds as RolloutEngine.generate derives them from the wave seed (`step` on both paths).
+            sampling = [SamplingParams(n=n, temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens,
+                                       ignore_eos=cfg.enable_ignore_eos, logprobs=0, seed=step + g * n)
+                        for g in range(len(prompts))]  # fmt: skip
             start = time.perf_counter()
             outputs = llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], sampling, use_tqdm=False)
             times.append(time.perf_counter() - start)
