@@ -25,8 +25,12 @@ def reshard(num_shards: int, *batches: TrajectoryBatch) -> tuple[TrajectoryBatch
 
 
 @ray.remote(num_cpus=0)
-def summarize(*batches: TrajectoryBatch) -> dict[str, float]:
-    """Scalar statistics of a step's scored samples: what the driver logs instead of the payload."""
+def summarize(*batches: TrajectoryBatch, num_prompts: int) -> dict[str, float]:
+    """Scalar statistics of a step's scored samples: what the driver logs instead of the payload.
+
+    `num_prompts` is how many prompts the step asked for; groups missing from the batches are
+    prompts the engines skipped (longer than the model window), reported as `rollout/skipped_prompts`.
+    """
     batch = TrajectoryBatch.concat(batches)
     n = len(batch)
     valid = batch.valid or [False] * n
@@ -43,6 +47,7 @@ def summarize(*batches: TrajectoryBatch) -> dict[str, float]:
         "truncated_fraction": sum(r == "length" for r in batch.finish_reasons) / n if n else 0.0,
         "action_tokens": float(batch.num_action_tokens),
         "policy_version": float(batch.policy_version),
+        "rollout/skipped_prompts": float(num_prompts - len(set(batch.group_ids))),
     }
     for status, count in statuses.items():
         stats[f"judge/status_{status}"] = float(count)

@@ -110,13 +110,16 @@ class RLLoop:
             # Ask for judge capacity before the wave arrives; lowered again once nothing is left to judge.
             self.judge.set_min_replicas(self.cfg.judge_prescale_replicas)
         launched_at = time.perf_counter()
-        refs = self.rollout.async_generate(
-            self.schedule.ids_for_step(step), policy_version=self.policy_version, seed=self.cfg.seed * 100_003 + step
-        )
+        ids = self.schedule.ids_for_step(step)
+        refs = self.rollout.async_generate(ids, policy_version=self.policy_version, seed=self.cfg.seed * 100_003 + step)
         # Submitted now, run by Ray once each engine's ref is ready: no driver round trip between stages.
         scored = [self.judge.async_score(ref) for ref in refs]
         return RolloutWave(
-            step, self.policy_version, Stage(refs, launched_at), Stage(scored, launched_at), summarize.remote(*scored)
+            step,
+            self.policy_version,
+            Stage(refs, launched_at),
+            Stage(scored, launched_at),
+            summarize.remote(*scored, num_prompts=len(ids)),
         )
 
     def _next_wave(self, step: int) -> RolloutWave:

@@ -202,4 +202,7 @@ def test_loop_skips_a_mostly_invalid_step_and_trains_on_a_masked_one(local_ray, 
     for valid, reward, advantage in zip(shard.valid, shard.rewards, shard.advantages, strict=True):
         if not valid:
             assert reward == advantage == 0.0
-    assert ray.get(summarize.remote(shard))["judge/invalid_fraction"] == pytest.approx(3 / 16)
+    # Asked for one prompt more than came back: the engine skipped it (over-long) and the step says so.
+    stats = ray.get(summarize.remote(shard, num_prompts=len(set(shard.group_ids)) + 1))
+    assert stats["judge/invalid_fraction"] == pytest.approx(3 / 16) and stats["rollout/skipped_prompts"] == 1.0
+    assert trained.metrics["rollout/skipped_prompts"] == 0.0
