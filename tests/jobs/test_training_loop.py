@@ -131,9 +131,10 @@ def test_async_judges_the_next_wave_while_the_step_learns(local_ray) -> None:
         assert m["time/step"] >= GENERATE_S + JUDGE_S + LEARN_S
         assert "time/sync" in m and m["time/sync_wait"] >= m["time/sync"]
     for m in async_[1:]:  # generated and judged during the previous step's learning: no wait, own time kept
-        assert m["time/generate_wait"] == 0.0 and m["time/judge_wait"] < 0.25
+        # Bounds sit midway between overlapped and serial, so scheduling noise on a busy box passes
+        # while a lost overlap (the serial step takes GENERATE_S + JUDGE_S longer) fails.
+        assert m["time/generate_wait"] == 0.0 and m["time/judge_wait"] < JUDGE_S / 2
         assert m["time/generate"] >= GENERATE_S * 0.9 and m["time/judge"] >= JUDGE_S * 0.8
-        assert LEARN_S <= m["time/step"] < LEARN_S + 0.4
-        assert m["time/sync"] >= 0.0
+        assert LEARN_S <= m["time/step"] < LEARN_S + (GENERATE_S + JUDGE_S) / 2
     for m in sync + async_:
         assert m["time/learn"] >= LEARN_S and m["time/judge"] >= JUDGE_S * 0.8
