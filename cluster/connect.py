@@ -34,7 +34,9 @@ def connect(cfg: ClusterConfig) -> ClusterInfo:
         if address:
             ray.init(address=address, namespace=cfg.namespace, log_to_driver=True)
         else:
-            kwargs: dict = {"namespace": cfg.namespace, "include_dashboard": cfg.enable_dashboard}
+            # "local" always starts a new cluster: a bare ray.init() would join whatever `ray start`
+            # cluster this machine runs (/tmp/ray/ray_current_cluster), silently sharing its resources.
+            kwargs: dict = {"address": "local", "namespace": cfg.namespace, "include_dashboard": cfg.enable_dashboard}
             if cfg.num_cpus:
                 kwargs["num_cpus"] = cfg.num_cpus
             if cfg.num_gpus >= 0:

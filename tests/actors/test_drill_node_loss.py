@@ -13,6 +13,7 @@ offering `rollout_node`, fail with an error that names that resource, never hang
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import pytest
 import ray
@@ -57,6 +58,16 @@ def judge_replicas() -> dict[str, str]:
     return {
         a.actor_id: a.node_id for a in actors if "JudgeDeployment" in a.class_name or "JudgeIngress" in a.class_name
     }
+
+
+def remove_node(ray_cluster: Cluster, node) -> None:
+    """Kill a raylet and return once the GCS has marked it dead (slower on a busy box), so what
+    follows sees the cluster without it rather than racing the failure detector."""
+    ray_cluster.remove_node(node)
+    deadline = time.monotonic() + 60
+    while any(n["NodeID"] == node.node_id and n["Alive"] for n in ray.nodes()):
+        assert time.monotonic() < deadline, f"node {node.node_id} still alive 60 s after removal"
+        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +122,7 @@ def test_lost_rollout_node_reschedules_onto_replacement_then_fails_clearly_witho
     ray.get(rollout.run_all("where"), timeout=60)
     judge_before = judge_replicas()
 
-    ray_cluster.remove_node(nodes["rollout_node"])
+    remove_node(ray_cluster, nodes["rollout_node"])
     # While no node offers rollout_node, the group reports exactly that instead of waiting forever.
     with pytest.raises(TimeoutError, match=r"rollout: placement group of 2 x .*missing .*rollout_node: need 0\.02"):
         rollout.wait_placed(timeout_s=3)
@@ -134,7 +145,7 @@ def test_lost_rollout_node_reschedules_onto_replacement_then_fails_clearly_witho
 
     # Lose the replacement too: no capacity left, so a new group (e.g. a restarted job) fails fast
     # naming the resource, and the existing group's wait does the same.
-    ray_cluster.remove_node(replacement)
+    remove_node(ray_cluster, replacement)
     again = dataclasses.replace(rollout_group_config(rollout_cfg(num_engines=1)), placement_timeout_s=2)
     with pytest.raises(TimeoutError, match=r"missing rollout_node: need 0\.01, cluster has 0"):
         ActorGroup(Worker, again, "rollout", name="again")

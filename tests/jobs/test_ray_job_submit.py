@@ -113,3 +113,20 @@ def test_submission_without_the_token_is_refused(head_cluster):
     )
     assert result.returncode != 0
     assert "token" in (result.stdout + result.stderr).lower()
+
+
+def test_run_without_an_address_starts_its_own_cluster_beside_a_running_one(head_cluster):
+    """On a machine that also runs a `ray start` cluster, the laptop default must not join it silently."""
+    env, _ = head_cluster
+    code = (
+        "import ray; from cluster.config import ClusterConfig; from cluster.connect import connect; "
+        "info = connect(ClusterConfig(num_cpus=1, num_gpus=0)); "
+        "print('RESULT', info.embedded, ray.cluster_resources()['CPU'], len(ray.nodes()))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith("RESULT")]
+    # Its own one-node cluster with the 1 CPU it asked for, not the running head's 4.
+    assert line.split()[1:] == ["True", "1.0", "1"]
