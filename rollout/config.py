@@ -74,7 +74,7 @@ class RolloutConfig:
     dispatch_chunk_prompts: int = 4
     # Weight sync transport: object_store (CPU, any topology) or collective (NCCL broadcast, GPUs).
     weight_sync: str = "object_store"
-    # Target size of one safetensors weight bucket, in bytes (bounds peak memory of an update).
+    # Target size of one weight bucket, in bytes (bounds peak memory of an update).
     weight_bucket_bytes: int = 256 * 1024**2
 
     def __post_init__(self) -> None:
