@@ -50,6 +50,14 @@ OVERRIDES = [
 STEP_TIMEOUT_S = 300
 
 
+def _title(pid: int) -> str:
+    """A process's title; Ray sets an actor's to `ray::Class.method` while that method runs."""
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
 def _descendants(pid: int) -> dict[int, str]:
     """{pid: cmdline} of every process below `pid` (Ray's GCS, raylet, workers, vLLM engine cores)."""
     children: dict[int, list[int]] = {}
@@ -63,11 +71,10 @@ def _descendants(pid: int) -> dict[int, str]:
     todo = list(children.get(pid, []))
     while todo:
         child = todo.pop()
-        try:
-            found[child] = (Path("/proc") / str(child) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        todo += children.get(child, [])
+        title = _title(child)
+        if title:  # empty once the process has exited
+            found[child] = title
+            todo += children.get(child, [])
     return found
 
 
@@ -79,7 +86,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _wait_for(predicate, what: str, proc: subprocess.Popen, timeout_s: float = STEP_TIMEOUT_S):
+def _wait_for(predicate, what: str, proc: subprocess.Popen, timeout_s: float = STEP_TIMEOUT_S, poll_s: float = 0.2):
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         value = predicate()
@@ -87,7 +94,7 @@ def _wait_for(predicate, what: str, proc: subprocess.Popen, timeout_s: float = S
             return value
         if proc.poll() is not None:
             raise AssertionError(f"train exited with {proc.returncode} while waiting for {what}")
-        time.sleep(0.2)
+        time.sleep(poll_s)
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 
@@ -133,19 +140,20 @@ def runs(tiny_model_dir) -> Iterator[dict]:
         engine_processes: dict[int, str] = {}
         run1 = _train(["--run-dir", str(run_dir), *OVERRIDES], env, facts["logs"][0])
         try:
-            _wait_for(lambda: _checkpoint(run_dir, 1), "checkpoint 1", run1)
-            # Kill the engine while it generates step 2 (Ray sets the process title to the running method).
             actor = _wait_for(
                 lambda: next(
-                    (
-                        pid
-                        for pid, cmd in _descendants(run1.pid).items()
-                        if cmd.startswith("ray::RolloutActor.generate")
-                    ),
-                    None,
+                    (pid for pid, cmd in _descendants(run1.pid).items() if cmd.startswith("ray::RolloutActor")), None
                 ),
+                "the rollout actor to start",
+                run1,
+            )
+            # Kill the engine while it generates step 2: its first generate call once checkpoint 1
+            # exists. Step 2's generation lasts well under a second, so poll the title every 2 ms.
+            _wait_for(
+                lambda: _title(actor).startswith("ray::RolloutActor.generate") and _checkpoint(run_dir, 1),
                 "the rollout actor to generate step 2",
                 run1,
+                poll_s=0.002,
             )
             facts["killed_actor_during_step"] = max(record["step"] for record in _read_metrics(run_dir)) + 1
             engine_processes = _descendants(actor)  # vLLM's engine core must not outlive its actor
