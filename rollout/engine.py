@@ -4,9 +4,9 @@
 logprob vLLM computed for each sampled token, finish reasons) and loads new weights into the live
 engine. Weights travel through a shared-memory staging buffer the vLLM worker maps; ``LLM.collective_rpc``
 only carries its layout to methods that :class:`WeightSyncWorkerExtension` adds to every vLLM worker
-(RPC arguments are pickled through the engine-core process, and tensors nested in them arrive as lists). One engine per process is the rule: on CPU a second `vllm.LLM` in the
-same process after `shutdown()` works, but its memory is only returned once the engine-core process
-exits, so actors hold one engine for their whole life.
+(on GPUs RPC arguments are pickled through the engine-core process, and tensors nested in them arrive
+as lists). On CPU the engine core runs inside the calling process (see `RolloutEngine.__init__`).
+One engine per process is the rule, so actors hold one engine for their whole life.
 """
 
 from __future__ import annotations
@@ -153,6 +153,12 @@ class RolloutEngine:
         else:
             # Read by the CPU backend when the engine core starts.
             os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(cfg.kv_cache_gib)
+            # The engine core runs in this process. vLLM's default separate engine-core process
+            # busy-polls its worker's replies while the worker computes (40 % of a core measured
+            # during generation), and on a small CPU box that time is taken from the learner. In this
+            # process the engine also uses just the threads Ray gave the actor (OMP_NUM_THREADS), and
+            # it dies with the actor instead of outliving a SIGKILL.
+            os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
             # No chunked prefill on CPU: a partially prefilled request with a per-request seed makes
             # vLLM 0.32 rewind its generator's offset, which CPU generators reject ("CPU Generator
             # does not use offset") and the engine dies. A token budget covering a full batch avoids it.
