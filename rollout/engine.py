@@ -157,8 +157,9 @@ class RolloutEngine:
             # busy-polls its worker's replies while the worker computes (40 % of a core measured
             # during generation), and on a small CPU box that time is taken from the learner. In this
             # process the engine also uses just the threads Ray gave the actor (OMP_NUM_THREADS), and
-            # it dies with the actor instead of outliving a SIGKILL.
-            os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+            # it dies with the actor instead of outliving a SIGKILL. VLLM_ENABLE_V1_MULTIPROCESSING=1 in
+            # the job's environment restores vLLM's default.
+            os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
             # No chunked prefill on CPU: a partially prefilled request with a per-request seed makes
             # vLLM 0.32 rewind its generator's offset, which CPU generators reject ("CPU Generator
             # does not use offset") and the engine dies. A token budget covering a full batch avoids it.

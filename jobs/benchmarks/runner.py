@@ -73,6 +73,12 @@ def _sync(ctx: BenchContext) -> SectionResult:
     return sync.run(ctx.workload, ctx.out_dir)
 
 
+def _engine_layout(ctx: BenchContext) -> SectionResult:
+    from jobs.benchmarks import engine_layout
+
+    return engine_layout.run(ctx.workload, ctx.out_dir)
+
+
 def _driver(ctx: BenchContext) -> SectionResult:
     from jobs.benchmarks.training import run_driver
 
@@ -97,6 +103,7 @@ SECTIONS: dict[str, tuple[SectionFn, bool]] = {
     "judge": (_judge, True),
     "learner": (_learner, True),
     "sync": (_sync, True),
+    "engine_layout": (_engine_layout, False),
     "driver": (_driver, False),
     "schedule": (_schedule, False),
     "e2e": (_e2e, False),
