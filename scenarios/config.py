@@ -7,7 +7,7 @@ from importlib.resources import files
 from pathlib import Path
 
 # Split names and file suffixes live here so the loaders and this config share one definition.
-SPLITS = ("all", "train", "dev")
+SPLITS = ("all", "train", "dev", "test")
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 PARQUET_SUFFIXES = (".parquet",)
 
@@ -27,7 +27,8 @@ class DataConfig:
     hub_filename: str = "data/train.jsonl"
     # Hub revision (branch, tag or commit) for reproducible downloads; empty = the default branch.
     revision: str = ""
-    # Rows to use: "train" (not dev), "dev" (sha256(id) first 8 hex mod 20 in {0, 1}) or "all".
+    # Rows to use: "train", "dev", "test" or "all". Generated rows carry their split; hub rows are dev when
+    # sha256(id)'s first 8 hex mod 20 is in {0, 1}, train otherwise (the hub's test set is its own file).
     split: str = "train"
     # Skip and count invalid rows instead of stopping at the first one (the CLI's --skip-invalid).
     enable_skip_invalid: bool = False
