@@ -30,7 +30,7 @@ from typing import Any
 from jobs.evaluation.records import EvalItem
 from judge.parsing import parse_pointwise
 from scenarios.privacylens import convert_record
-from scenarios.schema import ScenarioRow
+from scenarios.schema import Annotation, ResponseLabels, ScenarioRow
 
 _THINK = re.compile(r"<think>.*?(</think>|$)", re.DOTALL)
 _YES = re.compile(r"\byes\b", re.IGNORECASE)
@@ -156,5 +156,16 @@ def lens_fallback(text: str) -> tuple[bool, int] | None:
 
 
 def question_row(case: LensCaseSpec, secret: str | None) -> ScenarioRow:
-    """The row a question is asked about: only `secret` as its sensitive fact (None = all secrets)."""
-    return case.row if secret is None else dataclasses.replace(case.row, sensitive_facts=(secret,))
+    """The row a question is asked about, as a judge may see it (no ground-truth fields).
+
+    PrivacyLens's leak question names the secret it asks about, so a judge legitimately knows it; it
+    reaches rule-based judges the way a flagged leak does, as an annotation whose detail is the secret
+    (None = the helpfulness question, which names no secret).
+    """
+    row = case.row.judge_view()
+    if secret is None:
+        return row
+    flagged = ResponseLabels(leaks=True, leaks_details=secret, omits=False, omits_details="")
+    clean = ResponseLabels(leaks=False, leaks_details="", omits=False, omits_details="")
+    asked = Annotation("unsure", "the secret this question asks about", False, flagged, clean)
+    return dataclasses.replace(row, annotations=(asked,))

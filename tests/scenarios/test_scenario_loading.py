@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -87,15 +88,21 @@ def test_dev_split_on_hand_computed_ids() -> None:
     # "row-0": 3c831eb5 = 1015226037 ≡ 17; "row-1": 0f719b1f = 259103519 ≡ 19.
     assert is_dev_id("row-19") and is_dev_id("row-15")
     assert not is_dev_id("row-0") and not is_dev_id("row-1")
-    assert in_split("row-19", "dev") and not in_split("row-19", "train") and in_split("row-19", "all")
-    with pytest.raises(ValueError, match="valid: \\['all', 'train', 'dev'\\]"):
-        in_split("row-0", "test")
+    hub_row = load_rows(FIXTURE).rows[0]
+    dev_row = dataclasses.replace(hub_row, id="row-19")
+    assert in_split(dev_row, "dev") and not in_split(dev_row, "train") and in_split(dev_row, "all")
+    assert not in_split(dev_row, "test")  # hub rows have no test split: the hub's test set is its own file
+    assert in_split(dataclasses.replace(dev_row, split="test"), "test")  # a generated row's own split wins
+    with pytest.raises(ValueError, match="valid: \\['all', 'train', 'dev', 'test'\\]"):
+        in_split(dev_row, "held-out")
 
 
 def test_split_partitions_bundled_rows() -> None:
-    ids = {s: {r.id for r in load_rows(bundled_scenarios_path(), split=s).rows} for s in ("all", "train", "dev")}
-    assert ids["train"] | ids["dev"] == ids["all"] and not ids["train"] & ids["dev"]
-    assert 0 < len(ids["dev"]) < len(ids["all"]) / 5
+    splits = ("all", "train", "dev", "test")
+    ids = {s: {r.id for r in load_rows(bundled_scenarios_path(), split=s).rows} for s in splits}
+    assert ids["train"] | ids["dev"] | ids["test"] == ids["all"]
+    assert not ids["train"] & ids["dev"] and not ids["train"] & ids["test"] and not ids["dev"] & ids["test"]
+    assert 0 < len(ids["dev"]) < len(ids["test"]) < len(ids["train"])
 
 
 def test_parquet_round_trip_and_row_numbers(tmp_path: Path, raw_rows: list[dict]) -> None:
@@ -127,10 +134,10 @@ def test_missing_local_file_and_bad_suffix(tmp_path: Path) -> None:
 
 def test_data_config_defaults_to_bundled_and_checks_fields() -> None:
     result = load_data(DataConfig(split="dev", max_rows=5))
-    assert len(result.rows) == 5 and all(is_dev_id(r.id) for r in result.rows)
+    assert len(result.rows) == 5 and all(r.split == "dev" for r in result.rows)
     assert Path(DataConfig().resolved_source()).read_bytes() == bundled_scenarios_path().read_bytes()
     with pytest.raises(ValueError, match="data.split"):
-        DataConfig(split="test")
+        DataConfig(split="held-out")
     with pytest.raises(ValueError, match="data.max_rows"):
         DataConfig(max_rows=-1)
     with pytest.raises(ValueError, match="data.hub_filename"):
