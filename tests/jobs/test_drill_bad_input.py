@@ -15,7 +15,6 @@ import ray
 
 from jobs.train import main
 from scenarios.config import bundled_scenarios_path
-from scenarios.loading import is_dev_id
 
 
 @pytest.fixture()
@@ -81,9 +80,9 @@ def test_empty_dataset_and_missing_file(tmp_path, capsys):
 
 
 def test_split_with_no_training_rows(tmp_path, capsys):
-    # Rows whose ids all hash into the dev split leave nothing to train on.
+    # Rows all in the dev split (generated rows carry it) leave nothing to train on.
     lines = bundled_scenarios_path().read_text(encoding="utf-8").splitlines()
-    dev_rows = [line for line in lines if is_dev_id(json.loads(line)["id"])][:2]
+    dev_rows = [line for line in lines if json.loads(line)["split"] == "dev"][:2]
     source = _write(tmp_path / "dev_only.jsonl", dev_rows)
     rc, err = _train(tmp_path, capsys, f"data.source={source}")
     assert rc == 2 and "data.split='train' selects none of the 2 rows" in err
