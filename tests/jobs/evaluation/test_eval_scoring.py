@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from jobs.evaluation import confaide, privacylens
 from jobs.evaluation.records import EvalItem
+from jobs.evaluation.report import render_evaluate_markdown
 from jobs.evaluation.scoring import PointwiseResult, score_chunk
 from jobs.evaluation.summary import summarize_evaluate
 from scenarios.config import bundled_scenarios_path
@@ -91,6 +93,21 @@ def test_privacylens_chunk_asks_one_question_per_secret_plus_helpfulness():
     assert record["helpfulness"] == 0 and record["judge_statuses"][-1] == "judge_error"
     (unusable,) = score_chunk("m", [item], {item.item_id: ["I refuse."]}, judge, judge_samples=1)
     assert not unusable["usable"] and len(judge.prompts) == len(case.secrets) + 1  # not judged
+
+
+def test_privacylens_cases_the_agent_could_not_answer_are_unusable_never_non_leaks():
+    case = privacylens.load_cases(FIXTURES / "privacylens" / "confide_subset.json", max_cases=1)[0]
+    # 80 cases; the HF agent answers "" for a prompt the engine skipped as longer than its window.
+    items = [dataclasses.replace(privacylens.make_item(case, ()), item_id=f"privacylens/{k}") for k in range(80)]
+    judge = ScriptedJudge()
+    records = score_chunk("m", items, {i.item_id: [""] for i in items}, judge, judge_samples=1)
+    assert judge.prompts == [] and not any(r["usable"] for r in records)  # nothing to judge
+    summary = summarize_evaluate(records, ["m"], ["privacylens"])
+    out = summary["benchmarks"]["privacylens"]["m"]
+    assert out["unusable_rate"] == 1.0 and out["leak_paper"] == 1.0
+    assert out["leak_among_usable"] is None and out["adjusted_leak_rate"] is None  # undefined, not 0.0 %
+    report = render_evaluate_markdown(summary)
+    assert "| m | 80 | 100.0 % | n/a | 100.0 % | n/a | 0.000 | 0.0 % | n/a |" in report
 
 
 def test_confaide_chunk_uses_string_match_only():
