@@ -8,6 +8,7 @@ no display is needed on a cluster node.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -239,7 +240,8 @@ def plot_evaluate(summary: dict[str, Any], run_dir: Path) -> list[str]:
         for i, agent in enumerate(agents):
             values = [lookup(summary["benchmarks"][bench][agent], key) for key, _ in metrics]
             xs = [j + (i - (len(agents) - 1) / 2) * width for j in range(len(metrics))]
-            ax.bar(xs, [100 * (v or 0.0) for v in values], width, label=agent)
+            # An undefined rate (None) draws no bar: a 0 % bar would read as a measured zero.
+            ax.bar(xs, [math.nan if v is None else 100 * v for v in values], width, label=agent)
         ax.set_xticks(range(len(metrics)), [label for _, label in metrics], rotation=20)
         ax.set_ylim(0, 100)
         ax.set_ylabel("%")
