@@ -55,7 +55,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--judge-samples", type=int, help="judge each PrivacyAlign answer k times; report mean ± std")
     parser.add_argument("--prompt-style", choices=("naive", "privacy_enhanced"), help="agent prompt style")
-    parser.add_argument("--split", choices=("dev", "train", "all"), help="PrivacyAlign split (default dev)")
+    parser.add_argument("--split", choices=("dev", "test", "train", "all"), help="PrivacyAlign split (default dev)")
     parser.add_argument("--max-items", type=int, help="items per benchmark, in file order (0 = all)")
     parser.add_argument("--run-dir", help="output directory (default runs/evaluate-<UTC timestamp>)")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue a run: its saved config, skipping done items")

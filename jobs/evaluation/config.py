@@ -9,10 +9,10 @@ from jobs.evaluation.records import BENCHMARKS
 from judge.config import JudgeConfig
 from judge.serve_config import JudgePoolConfig
 from rollout.config import RolloutConfig
+from scenarios.config import SPLITS
 
 # Agent prompt renderers (rollout/config.py PROMPT_STYLES); ConfAIde maps privacy_enhanced to its privacy prompt.
 _PROMPT_STYLES = ("naive", "privacy_enhanced")
-_SPLITS = ("all", "train", "dev")
 
 
 @dataclass
@@ -23,7 +23,7 @@ class EvalConfig:
     benchmarks: list[str] = field(default_factory=lambda: ["privacyalign"])
     # PrivacyAlign rows: .jsonl/.parquet path or hub id; empty = the bundled scenarios.
     privacyalign_data: str = ""
-    # PrivacyAlign split: dev (held out, default), train, or all (e.g. for the hub test file).
+    # PrivacyAlign split: dev (held out, default), test (generated rows), train, or all (e.g. the hub test file).
     split: str = "dev"
     # PrivacyLens cases: path of the upstream main_data.json (or a subset file); required for privacylens.
     privacylens_data: str = ""
@@ -58,8 +58,8 @@ class EvalConfig:
         unknown = [b for b in self.benchmarks if b not in BENCHMARKS]
         if unknown or not self.benchmarks:
             raise ValueError(f"eval.benchmarks must be a non-empty subset of {list(BENCHMARKS)}, got {self.benchmarks}")
-        if self.split not in _SPLITS:
-            raise ValueError(f"eval.split must be one of {list(_SPLITS)}, got {self.split!r}")
+        if self.split not in SPLITS:
+            raise ValueError(f"eval.split must be one of {list(SPLITS)}, got {self.split!r}")
         if self.prompt_style not in _PROMPT_STYLES:
             raise ValueError(f"eval.prompt_style must be one of {list(_PROMPT_STYLES)}, got {self.prompt_style!r}")
         if len(self.agents) > 2:

@@ -14,12 +14,23 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-# Curves drawn in the end-of-run plot, in panel order: (metric key, panel title).
+# Held-out splits evaluated during a run → the prefix of their metric keys (dev curves keep `eval/`).
+EVAL_SPLITS = {"dev": "eval", "test": "test"}
+
+# Panels of the end-of-run plot, in order: (title, ((metric key, curve label), ...)). The oracle's dev
+# rates are drawn beside the judge's: the judge is the reward source, the oracle the evaluator.
 PLOTTED = (
-    ("reward/mean", "mean reward"),
-    ("eval/leak_rate", "dev leak rate"),
-    ("eval/clean_rate", "dev clean rate"),
-    ("judge/invalid_fraction", "judge invalid fraction"),
+    ("mean reward", (("reward/mean", "reward"),)),
+    (
+        "dev leak among usable",
+        (("eval/judge/leak_among_usable", "judge"), ("eval/oracle/leak_among_usable", "oracle")),
+    ),
+    (
+        "dev clean among usable",
+        (("eval/judge/clean_among_usable", "judge"), ("eval/oracle/clean_among_usable", "oracle")),
+    ),
+    ("dev unusable rate", (("eval/unusable_rate", "unusable"),)),
+    ("judge invalid fraction", (("judge/invalid_fraction", "invalid"),)),
 )
 
 
@@ -71,11 +82,14 @@ def plot_metrics(metrics_path: Path, out_png: Path) -> Path | None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(PLOTTED), figsize=(4 * len(PLOTTED), 3.2))
-    for ax, (key, title) in zip(axes, PLOTTED, strict=True):
-        points = [(r["step"], r[key]) for r in records if isinstance(r.get(key), (int, float))]
-        if points:
-            xs, ys = zip(*points, strict=True)
-            ax.plot(xs, ys, marker="o" if len(points) < 30 else None)
+    for ax, (title, curves) in zip(axes, PLOTTED, strict=True):
+        for key, label in curves:
+            points = [(r["step"], r[key]) for r in records if isinstance(r.get(key), (int, float))]
+            if points:
+                xs, ys = zip(*points, strict=True)
+                ax.plot(xs, ys, marker="o" if len(points) < 30 else None, label=label)
+        if len(curves) > 1 and ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
         ax.set_title(title)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)

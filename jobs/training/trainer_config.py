@@ -21,9 +21,9 @@ class TrainerConfig:
     max_staleness: int = 1
     # Evaluate on the held-out dev split every N steps (0 = only before and after training).
     eval_every: int = 0
-    # Dev scenarios used per evaluation (0 = all of the dev split).
+    # Scenarios per held-out evaluation, dev and test alike (0 = the whole split).
     eval_max_prompts: int = 0
-    # Samples per dev scenario in evaluations (leak/omit/clean rates average over them).
+    # Samples per held-out scenario in evaluations (the rates average over them).
     eval_samples_per_prompt: int = 4
     # Write a checkpoint every N steps (0 = only at the end).
     checkpoint_every: int = 10
