@@ -7,12 +7,13 @@ Errors are collected, not raised one at a time: a user who typed three bad overr
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 from typing import Any, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
+
+from jobs.run_files import write_atomic
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 T = TypeVar("T")
@@ -109,9 +110,7 @@ def save_config(cfg: Any, path: str | Path) -> Path:
     """Write the resolved config next to the run's outputs, owner-readable only."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path.write_text(to_yaml(cfg))
-    os.chmod(path, 0o600)
-    return path
+    return write_atomic(path, to_yaml(cfg))
 
 
 def _short(exc: Exception) -> str:

@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from jobs.config import TrainConfig, load_train_config
 from jobs.config_loading import ConfigError, save_config
+from jobs.run_files import write_atomic
 from jobs.training.loop import RLLoop
 from jobs.training.metrics import MetricsLogger, plot_metrics
 from jobs.training.prompt_schedule import PromptSchedule
@@ -134,7 +135,7 @@ def run(cfg: TrainConfig, run_dir: Path, *, resume: bool) -> dict[str, float]:
         session.save_checkpoint(tcfg.num_steps, schedule.cursor(tcfg.num_steps))
         summary.update({f"after/{k}": v for k, v in after.items()})
         summary["steps"] = float(tcfg.num_steps)
-        summary_path.write_text(json.dumps(summary, indent=2, sort_keys=True))
+        write_atomic(summary_path, json.dumps(summary, indent=2, sort_keys=True))
     finally:
         metrics_log.close()
         session.close()
