@@ -23,7 +23,7 @@ from tqdm import tqdm
 from jobs.config import TrainConfig, load_train_config
 from jobs.config_loading import ConfigError, save_config
 from jobs.run_files import write_atomic
-from jobs.training.loop import RLLoop
+from jobs.training.loop import RLLoop, TooManySkippedSteps
 from jobs.training.metrics import MetricsLogger, plot_metrics
 from jobs.training.prompt_schedule import PromptSchedule
 
@@ -162,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:  # e.g. a bad data row, found when the session loads the scenarios
         print(f"privacyalign train: {exc}", file=sys.stderr)
         return 2
+    except TooManySkippedSteps as exc:
+        print(f"privacyalign train: {exc}", file=sys.stderr)
+        return 1
     lines = [f"run directory: {run_dir}"]
     for key in ("leak_rate", "omit_rate", "clean_rate", "valid_answer_rate"):
         before, after = summary.get(f"before/eval/{key}"), summary.get(f"after/eval/{key}")

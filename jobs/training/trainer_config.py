@@ -33,6 +33,8 @@ class TrainerConfig:
     seed: int = 0
     # Before each rollout wave, ask the judge pool for at least this many replicas (0 = load-based only).
     judge_prescale_replicas: int = 0
+    # Stop the run (exit 1) after this many steps in a row skipped for invalid judging (0 = never stop).
+    max_consecutive_skipped_steps: int = 3
     # Write TensorBoard event files next to metrics.jsonl.
     enable_tensorboard: bool = True
     # Draw reward / leak rate / clean rate curves into a PNG at the end of the run.
@@ -46,6 +48,13 @@ class TrainerConfig:
         for name in ("num_steps", "prompts_per_step", "eval_samples_per_prompt"):
             if getattr(self, name) < 1:
                 raise ValueError(f"trainer.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("max_staleness", "eval_every", "eval_max_prompts", "checkpoint_every", "judge_prescale_replicas"):
+        for name in (
+            "max_staleness",
+            "eval_every",
+            "eval_max_prompts",
+            "checkpoint_every",
+            "judge_prescale_replicas",
+            "max_consecutive_skipped_steps",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"trainer.{name} must be >= 0, got {getattr(self, name)}")
