@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from cluster.config_checks import check_finite
 from cluster.resources import check_custom_resources
 
 # Ray placement-group strategies; STRICT_* fail instead of falling back.
@@ -39,6 +40,7 @@ class ActorGroupConfig:
     enable_rendezvous: bool = False
 
     def __post_init__(self) -> None:
+        check_finite(self, "actor_group")
         if self.num_actors < 1:
             raise ValueError(f"num_actors must be >= 1, got {self.num_actors}")
         if self.num_cpus_per_actor < 0 or self.num_gpus_per_actor < 0:

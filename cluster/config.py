@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cluster.config_checks import check_finite
+
 
 @dataclass
 class ClusterConfig:
@@ -23,6 +25,7 @@ class ClusterConfig:
     enable_dashboard: bool = False
 
     def __post_init__(self) -> None:
+        check_finite(self, "cluster")
         if self.num_cpus < 0:
             raise ValueError(f"cluster.num_cpus must be >= 0 (0 = all cores), got {self.num_cpus}")
         if self.object_store_gib < 0:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cluster.config_checks import check_finite
+
 # Reward modes registered in judge/reward.py (DESIGN.md §1.3).
 REWARD_MODES = ("peer_pairwise", "anchor", "pointwise")
 # Which reference response the `anchor` mode compares every rollout against.
@@ -47,6 +49,7 @@ class JudgeConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        check_finite(self, "judge")
         if not self.backend:
             raise ValueError("judge.backend must name a backend, e.g. judge.backend=offline")
         if self.reward_mode not in REWARD_MODES:

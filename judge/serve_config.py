@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
+from cluster.config_checks import check_finite
 from cluster.resources import check_custom_resources
 
 
@@ -36,6 +37,7 @@ class VllmBackendConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        check_finite(self, "pool.vllm")
         if self.dtype not in {"float32", "bfloat16", "float16", "auto"}:
             raise ValueError(f"vllm.dtype must be float32, bfloat16, float16 or auto, got {self.dtype!r}")
         if self.max_model_len < 16:
@@ -76,6 +78,7 @@ class OpenAIBackendConfig:
     temperature: float = 0.0
 
     def __post_init__(self) -> None:
+        check_finite(self, "pool.openai")
         if not self.base_url.startswith(("http://", "https://")):
             raise ValueError(f"openai.base_url must start with http:// or https://, got {self.base_url!r}")
         if self.max_concurrency < 1:
@@ -148,6 +151,7 @@ class JudgePoolConfig:
     openai: OpenAIBackendConfig = field(default_factory=OpenAIBackendConfig)
 
     def __post_init__(self) -> None:
+        check_finite(self, "pool")
         if not self.app_name:
             raise ValueError("pool.app_name must be a non-empty string, e.g. privacyalign-judge")
         if not self.route_prefix.startswith("/"):

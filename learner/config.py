@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from cluster.config_checks import check_finite
 from cluster.resources import check_custom_resources
 from learner.kl import check_kl_estimator
 from learner.losses import get_policy_loss
@@ -71,6 +72,7 @@ class LearnerConfig:
     export_bucket_mb: int = 256
 
     def __post_init__(self) -> None:
+        check_finite(self, "learner")
         if self.num_ranks < 1:
             raise ValueError(f"learner.num_ranks must be >= 1, got {self.num_ranks}")
         check_custom_resources("learner.resources_per_rank", self.resources_per_rank)

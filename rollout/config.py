@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from cluster.config_checks import check_finite
 from cluster.resources import check_custom_resources
 
 # Prompt renderers in rollout/prompts.py (DESIGN.md §1.5: naive vs privacy-enhanced agent prompt).
@@ -78,6 +79,7 @@ class RolloutConfig:
     weight_bucket_bytes: int = 256 * 1024**2
 
     def __post_init__(self) -> None:
+        check_finite(self, "rollout")
         _positive(self, "num_engines", "tensor_parallel_size", "max_model_len", "max_num_seqs")
         _positive(self, "samples_per_prompt", "max_tokens", "dispatch_chunk_prompts", "weight_bucket_bytes")
         if self.num_cpus_per_engine < 0 or self.num_gpus_per_engine < 0:

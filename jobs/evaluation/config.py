@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from cluster.config import ClusterConfig
+from cluster.config_checks import check_finite
 from jobs.evaluation.records import BENCHMARKS
 from judge.config import JudgeConfig
 from judge.serve_config import JudgePoolConfig
@@ -55,6 +56,7 @@ class EvalConfig:
     judge_backends: list[str] = field(default_factory=lambda: ["offline"])
 
     def __post_init__(self) -> None:
+        check_finite(self, "eval")
         unknown = [b for b in self.benchmarks if b not in BENCHMARKS]
         if unknown or not self.benchmarks:
             raise ValueError(f"eval.benchmarks must be a non-empty subset of {list(BENCHMARKS)}, got {self.benchmarks}")
