@@ -145,6 +145,14 @@ class JudgePoolConfig:
     http_port: int = 8000
     # Environment variable holding the bearer token HTTP callers must send when the host is not loopback.
     auth_token_env: str = "PRIVACYALIGN_JUDGE_TOKEN"
+    # HTTP route: largest request body in bytes (larger → 413; inline scenario rows are a few KB each).
+    http_max_body_bytes: int = 8 * 1024**2
+    # HTTP route: most items (scenarios) per request.
+    http_max_items: int = 256
+    # HTTP route: most candidate answers per item.
+    http_max_candidates: int = 16
+    # HTTP route: longest candidate answer in characters (the judge reads at most judge.max_candidate_words).
+    http_max_text_chars: int = 32_768
     # Options of the `vllm` backend (ignored by the others).
     vllm: VllmBackendConfig = field(default_factory=VllmBackendConfig)
     # Options of the `openai` backend (ignored by the others).
@@ -181,6 +189,9 @@ class JudgePoolConfig:
             raise ValueError(f"pool.cache_size must be >= 1 (disable with enable_cache=false), got {self.cache_size}")
         if not 0 < self.http_port < 65536:
             raise ValueError(f"pool.http_port must be in 1..65535, got {self.http_port}")
+        for name in ("http_max_body_bytes", "http_max_items", "http_max_candidates", "http_max_text_chars"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"pool.{name} must be >= 1, got {getattr(self, name)}")
 
 
 def is_loopback(host: str) -> bool:
