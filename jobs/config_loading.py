@@ -86,7 +86,8 @@ def instantiate(schema: type[T], merged: DictConfig) -> T:
             try:
                 sections[field.name] = OmegaConf.to_object(node)
             except (ValueError, OmegaConfBaseException) as exc:
-                errors.append(f"{field.name}: {_short(exc)}")
+                # A section's FieldChecks raise every problem of the section at once, as `errors`.
+                errors += [f"{field.name}: {e}" for e in getattr(exc, "errors", [_short(exc)])]
         else:
             sections[field.name] = node
     if errors:
@@ -94,7 +95,7 @@ def instantiate(schema: type[T], merged: DictConfig) -> T:
     try:
         return schema(**sections)
     except ValueError as exc:
-        raise ConfigError([str(exc)]) from None
+        raise ConfigError(getattr(exc, "errors", [str(exc)])) from None
 
 
 def to_yaml(cfg: Any) -> str:

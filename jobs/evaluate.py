@@ -109,8 +109,8 @@ def resolve_config(args: argparse.Namespace) -> EvalJobConfig:
         changes["enable_scenario_text"] = True
     try:
         cfg.eval = dataclasses.replace(cfg.eval, **changes)
-    except ValueError as exc:
-        raise ConfigError([str(exc)]) from None
+    except ValueError as exc:  # FieldChecks list every problem of the section as `errors`
+        raise ConfigError(getattr(exc, "errors", [str(exc)])) from None
     if not cfg.eval.agents:
         raise ConfigError(
             ["no agent: pass --agent hf:<checkpoint dir> (or openai:<base_url>#<model>) or --compare A B"]

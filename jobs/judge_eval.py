@@ -73,8 +73,8 @@ def resolve_config(args: argparse.Namespace) -> EvalJobConfig:
         changes["enable_scenario_text"] = True
     try:
         cfg.eval = dataclasses.replace(cfg.eval, **changes)
-    except ValueError as exc:
-        raise ConfigError([str(exc)]) from None
+    except ValueError as exc:  # FieldChecks list every problem of the section as `errors`
+        raise ConfigError(getattr(exc, "errors", [str(exc)])) from None
     return cfg
 
 
