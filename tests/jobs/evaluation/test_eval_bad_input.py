@@ -1,4 +1,4 @@
-"""Bad data through `evaluate` and `judge-eval` is a clear message and exit code 2, before Ray or a run dir.
+"""Bad data through `evaluate`, `judge-eval` and `serve-judge` is a clear message and exit 2, before Ray or a run dir.
 
 Each job would start Ray here (an `hf:` agent, the judge pool), so a test that gets past data loading
 fails fast instead of starting a cluster.
@@ -66,3 +66,10 @@ def test_judge_eval_bad_row(tmp_path, capsys, bad_rows):
     run_dir = tmp_path / "run"
     rc = judge_eval.main(["--data", str(bad_rows), "--run-dir", str(run_dir), "eval.enable_judge_pool=true"])
     _check(rc, capsys.readouterr().err, run_dir, f"data: {bad_rows}:2: field 'annotations': expected list")
+
+
+def test_serve_judge_bad_row(tmp_path, capsys, bad_rows):
+    from jobs import serve_judge
+
+    rc = serve_judge.main([f"data.source={bad_rows}"])
+    _check(rc, capsys.readouterr().err, tmp_path / "no-run-dir", f"{bad_rows}:2: field 'annotations': expected list")
