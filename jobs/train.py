@@ -24,7 +24,8 @@ from tqdm import tqdm
 from jobs.config import TrainConfig, load_train_config
 from jobs.config_loading import ConfigError, save_config
 from jobs.evaluation.report import split_rate_table
-from jobs.training.loop import RLLoop
+from jobs.run_files import write_atomic
+from jobs.training.loop import RLLoop, TooManySkippedSteps
 from jobs.training.metrics import EVAL_SPLITS, MetricsLogger, plot_metrics
 from jobs.training.prompt_schedule import PromptSchedule
 
@@ -175,7 +176,7 @@ def run(cfg: TrainConfig, run_dir: Path, *, resume: bool) -> dict[str, Any]:
         summary.update({f"after/{k}": v for k, v in after.items()})
         summary["steps"] = float(tcfg.num_steps)
         summary["reward_judge"] = reward_judge(cfg)
-        summary_path.write_text(json.dumps(summary, indent=2, sort_keys=True))
+        write_atomic(summary_path, json.dumps(summary, indent=2, sort_keys=True))
     finally:
         metrics_log.close()
         session.close()
@@ -202,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:  # e.g. a bad data row, found when the session loads the scenarios
         print(f"privacyalign train: {exc}", file=sys.stderr)
         return 2
+    except TooManySkippedSteps as exc:
+        print(f"privacyalign train: {exc}", file=sys.stderr)
+        return 1
     print(f"run directory: {run_dir}\n{render_summary(summary)}")
     return 0
 

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from cluster.config_checks import FieldChecks
 from rollout.prompts import SYSTEM_PROMPTS, reference_answer, render_messages
 from scenarios.config import bundled_scenarios_path
 from scenarios.loading import load_rows
@@ -86,6 +87,7 @@ class TinyModelConfig:
     prompt_style: str = "privacy_enhanced"
 
     def __post_init__(self) -> None:
+        FieldChecks(self, "model.tiny").done()  # finite floats; the checks below stop at the first error
         if self.hidden_size != self.num_heads * HEAD_DIM:
             raise ValueError(
                 f"hidden_size ({self.hidden_size}) must equal num_heads ({self.num_heads}) × {HEAD_DIM}: "

@@ -1,7 +1,7 @@
 """Load PrivacyAlign rows from a local JSONL/Parquet file or a Hugging Face dataset id, validated strictly.
 
 Every bad record raises :class:`RowValidationError` naming the file, the 1-based line (JSONL) or row
-(Parquet) number and the dotted field; with ``skip_invalid=True`` such records are skipped and counted
+(Parquet) number and the dotted field (a repeated `id` names the first occurrence's line too); with ``skip_invalid=True`` such records are skipped and counted
 instead. The same record readers back the Ray Data path in :mod:`scenarios.ray_dataset`, so both paths
 report errors identically.
 
@@ -183,11 +183,22 @@ def load_rows(
     rows: list[ScenarioRow] = []
     errors: list[RowValidationError] = []
     seen = skipped = unknown = 0
+    # Line of each id's first occurrence: a repeated id would make one scenario count twice (and its
+    # dev-split membership is by id), so the second occurrence is an error naming both lines.
+    first_line: dict[str, int] = {}
     with path.open("rb") as stream:
         for number, record in iter_records(stream, fmt):
             seen += 1
             try:
                 row = parse_record(record, str(path), number)
+                if row.id in first_line:
+                    raise RowValidationError(
+                        f"duplicate id {row.id!r}, first at {path}:{first_line[row.id]}; ids must be unique",
+                        source=str(path),
+                        line=number,
+                        field="id",
+                    )
+                first_line[row.id] = number
             except RowValidationError as exc:
                 if not skip_invalid:
                     raise

@@ -53,7 +53,10 @@ class LensCaseSpec:
 def load_cases(path: str | Path, *, max_cases: int = 0) -> list[LensCaseSpec]:
     """Cases of one upstream PrivacyLens JSON file (`main_data.json` or a subset file)."""
     path = Path(path)
-    records = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        records = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg} at column {exc.colno})") from None
     if not isinstance(records, list):
         raise ValueError(
             f"{path}: expected a JSON list of PrivacyLens cases (main_data.json), got {type(records).__name__}"

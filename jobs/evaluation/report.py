@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from jobs.run_files import write_atomic
+
 # (benchmark, summary key path, label) of the headline metrics drawn in the charts, in panel order.
 CHART_METRICS: dict[str, tuple[tuple[str, str], ...]] = {
     "privacyalign": (
@@ -113,9 +115,7 @@ def _with_std(entry: dict[str, Any], key: str) -> str:
 
 
 def write_json(path: Path, data: Any) -> Path:
-    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.chmod(path, 0o600)
-    return path
+    return write_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 # ---- evaluate -------------------------------------------------------------------------------------

@@ -12,6 +12,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from jobs.run_files import append_line, write_atomic
+
 logger = logging.getLogger(__name__)
 
 # Held-out splits evaluated during a run → the prefix of their metric keys (dev curves keep `eval/`).
@@ -47,8 +49,7 @@ class MetricsLogger:
 
     def log(self, step: int, metrics: dict[str, Any]) -> None:
         record = {"step": step, **{k: _plain(v) for k, v in metrics.items()}}
-        with self.path.open("a") as fh:
-            fh.write(json.dumps(record, sort_keys=True) + "\n")
+        append_line(self.path, json.dumps(record, sort_keys=True))
         if self._writer is not None:
             for key, value in record.items():
                 if key != "step" and isinstance(value, (int, float)) and math.isfinite(value):
@@ -56,11 +57,15 @@ class MetricsLogger:
             self._writer.flush()
 
     def truncate_after(self, step: int) -> None:
-        """Drop records past `step` (a resumed run re-does them; no duplicate points in the curves)."""
+        """Drop records past `step` (a resumed run re-does them; no duplicate points in the curves).
+
+        A line that does not parse is the record a killed run was writing: it is dropped with a warning.
+        """
         if not self.path.exists():
             return
-        kept = [line for line in self.path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
-        self.path.write_text("".join(line + "\n" for line in kept))
+        records = read_metrics(self.path)
+        kept = [json.dumps(r, sort_keys=True) + "\n" for r in records if r["step"] <= step]
+        write_atomic(self.path, "".join(kept))
 
     def close(self) -> None:
         if self._writer is not None:
@@ -68,7 +73,16 @@ class MetricsLogger:
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """Records of `metrics.jsonl`, skipping a torn line (the process was killed while appending it)."""
+    records = []
+    for number, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            logger.warning("%s:%d: skipping a torn record (the run was killed while writing it)", path, number)
+    return records
 
 
 def plot_metrics(metrics_path: Path, out_png: Path) -> Path | None:

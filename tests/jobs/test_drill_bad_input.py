@@ -100,3 +100,14 @@ def test_invalid_config_lists_every_error_at_once(tmp_path, capsys):
     assert "3 config error(s)" in err
     assert "samples_per_prompt >= 2" in err and "SIGILL" in err and "learner.temperature=1.0 must equal" in err
     assert not (tmp_path / "run").exists(), "config errors are reported before the run directory is made"
+
+
+def test_run_stopped_for_skipped_steps_exits_1_with_why(tmp_path, capsys, monkeypatch):
+    from jobs.training.loop import TooManySkippedSteps
+
+    def judge_fails_every_step(*args, **kwargs):
+        raise TooManySkippedSteps("stopping after 3 steps in a row skipped")
+
+    monkeypatch.setattr("jobs.train.run", judge_fails_every_step)
+    rc, err = _train(tmp_path, capsys)
+    assert rc == 1 and "privacyalign train: stopping after 3 steps in a row skipped" in err

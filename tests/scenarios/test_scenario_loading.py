@@ -76,6 +76,21 @@ def test_skip_invalid_skips_and_counts(tmp_path: Path, raw_rows: list[dict]) -> 
     assert [(e.line, e.field) for e in result.errors] == [(2, ""), (3, "annotations")]
 
 
+def test_duplicate_id_names_both_lines_in_jsonl_and_parquet(tmp_path: Path, raw_rows: list[dict]) -> None:
+    rows = [raw_rows[0], raw_rows[1], raw_rows[1]]
+    jsonl = _write_jsonl(tmp_path / "dup.jsonl", [json.dumps(r) for r in rows])
+    parquet = tmp_path / "dup.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), parquet)
+    for path in (jsonl, parquet):
+        with pytest.raises(RowValidationError) as info:
+            load_rows(path)
+        assert (info.value.line, info.value.field) == (3, "id")
+        assert f"{path}:3: field 'id': duplicate id 'example-0002', first at {path}:2" in str(info.value)
+        result = load_rows(path, skip_invalid=True)
+        assert [r.id for r in result.rows] == ["example-0001", "example-0002"] and result.skipped == 1
+        assert [(e.line, e.field) for e in result.errors] == [(3, "id")]
+
+
 def test_empty_dataset_and_all_invalid_are_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="the dataset is empty"):
         load_rows(_write_jsonl(tmp_path / "empty.jsonl", ["", "  "]))
