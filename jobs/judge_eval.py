@@ -159,7 +159,8 @@ def _pairwise_view(row):
 def judge_candidates(judge: Any, candidates: list[tuple[ScenarioRow, Candidate]], variant: str) -> list[dict]:
     """One record per (generated row, candidate) with the judge's and the oracle's leak/omit.
 
-    *with annotations* keeps the row's every annotation: they grade the references, not the candidate.
+    *with annotations* keeps the row's every annotation: they grade the references, not the edits (whose
+    agreement `summarize_oracle` also reports apart).
     """
     annotated = variant == "with_annotations"
     views = [row if annotated else without_annotations(row) for row, _ in candidates]
@@ -220,7 +221,7 @@ def _kind_rates(records: list[dict[str, Any]]) -> dict[str, Any]:
     return rates
 
 
-def summarize_variant(records: list[dict[str, Any]]) -> dict[str, Any]:
+def summarize_human(records: list[dict[str, Any]]) -> dict[str, Any]:
     """Agreement of one (backend, variant) with the human labels; a failed verdict counts as 'no'."""
     out: dict[str, Any] = {}
     for label in ("leaks", "omits"):
@@ -297,7 +298,7 @@ def run(cfg: EvalJobConfig, run_dir: Path, rows: list[ScenarioRow]) -> dict[str,
                     records += part
                 if hub:
                     part = [dict(r, backend=backend) for r in judge_references(judge, hub, variant)]
-                    summary["human"]["backends"].setdefault(backend, {})[variant] = summarize_variant(part)
+                    summary["human"]["backends"].setdefault(backend, {})[variant] = summarize_human(part)
                     records += part
                 store.append(records)
                 logger.info(
