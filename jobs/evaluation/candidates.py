@@ -77,7 +77,7 @@ def _carrier_pattern(template: str) -> re.Pattern[str]:
     return re.compile(escaped.replace(r"\{form\}", r"(?P<form>.+?)"))
 
 
-_CARRIERS = tuple((name, _carrier_pattern(template)) for name, template, _ in LEAK_CARRIERS)
+_CARRIERS = tuple((name, _carrier_pattern(template)) for name, template in LEAK_CARRIERS)
 
 
 def _find_leak(safe: list[str], leaky_body: str) -> _Leak | None:
@@ -139,7 +139,7 @@ def build_candidates(row: ScenarioRow, seed: int = 0) -> list[Candidate]:
         index = rng.choice([i for i in range(1, len(safe)) if i != avoid])
         return " ".join(safe[:index] + [sentence] + safe[index:])
 
-    other_carrier = rng.choice([t for name, t, _ in LEAK_CARRIERS if name != leak.carrier])
+    other_carrier = rng.choice([t for name, t in LEAK_CARRIERS if name != leak.carrier])
     dropped = rng.choice(row.relevant_facts)
     changed = rng.choice(changeable)
     leaky_body = leaky_args[key]
