@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
+from tqdm import tqdm
 
 from cluster.config_checks import FieldChecks
 from rollout.prompts import SYSTEM_PROMPTS, reference_answer, render_messages
@@ -45,6 +46,8 @@ BUILD_VERSION = 4
 # Checkpoints built by `privacyalign build-model --ship` and committed, one folder per config hash: a
 # fresh machine copies the default agent from here instead of spending minutes of its CPU building it.
 SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
+# Held-out dev (prompt, answer) pairs the warm start measures its answer accuracy on.
+DEV_PAIRS = 48
 # vLLM's CPU attention kernels support head sizes that are multiples of 32 from 32 up; 64 is the safe one.
 HEAD_DIM = 64
 IM_START, IM_END, PAD = "<|im_start|>", "<|im_end|>", "<|endoftext|>"
@@ -65,8 +68,9 @@ class TinyModelConfig:
     vocab_size: int = 2048
     # Residual width; must equal num_heads × 64 (vLLM CPU needs head_dim 64).
     hidden_size: int = 128
-    # Transformer decoder layers.
-    num_layers: int = 4
+    # Transformer decoder layers. Two copy facts out of the prompt at this size; four at a high lr copied
+    # nothing in 800 steps (measured).
+    num_layers: int = 2
     # Attention heads (also key/value heads: no grouped-query attention at this size).
     num_heads: int = 2
     # SwiGLU MLP width.
@@ -76,15 +80,19 @@ class TinyModelConfig:
     # Seed for tokenizer-independent randomness: weight init, warm-start batch order.
     seed: int = 0
     # Supervised warm-start optimizer steps on (prompt → reference answer); 0 = random init only.
-    warm_start_steps: int = 300
+    warm_start_steps: int = 2500
     # Peak AdamW learning rate of the warm start (linear warm-up, cosine decay to 10 %).
-    warm_start_lr: float = 3e-3
+    warm_start_lr: float = 1.5e-3
     # (prompt, answer) pairs per warm-start step.
-    warm_start_batch_size: int = 8
+    warm_start_batch_size: int = 16
     # Scenario rows (JSONL/Parquet) for the tokenizer and the warm start; empty = the bundled scenarios.
     source_rows: str = ""
+    # Fresh train-split rows from the scenario generator for the warm start instead of the source rows'
+    # train split (0 = use those). A few hundred rows are memorised in a few epochs; thousands of fresh
+    # ones leave copying from the prompt as the only way to lower the loss. Needs source_rows empty.
+    warm_start_generated_rows: int = 8000
     # Prompt style the warm-start prompts are rendered in (a key of rollout.prompts.SYSTEM_PROMPTS).
-    prompt_style: str = "privacy_enhanced"
+    prompt_style: str = "compact"
 
     def __post_init__(self) -> None:
         FieldChecks(self, "model.tiny").done()  # finite floats; the checks below stop at the first error
@@ -102,6 +110,8 @@ class TinyModelConfig:
             raise ValueError("warm_start_steps must be >= 0, warm_start_batch_size >= 1 and warm_start_lr > 0")
         if self.prompt_style not in SYSTEM_PROMPTS:
             raise ValueError(f"unknown prompt_style {self.prompt_style!r}; valid: {sorted(SYSTEM_PROMPTS)}")
+        if self.warm_start_generated_rows < 0 or (self.warm_start_generated_rows and self.source_rows):
+            raise ValueError("warm_start_generated_rows must be >= 0, and 0 when source_rows names other data")
 
 
 # Named sizes: `tiny` is the CPU default (built in ~2 min on 2 cores); `w1` is the benchmark workload W1,
@@ -194,10 +204,68 @@ def _warm_start_pairs(
     return pairs
 
 
+def _warm_start_rows(cfg: TinyModelConfig, source: Path) -> list[ScenarioRow]:
+    """The rows the warm start imitates: fresh generated train-split rows, or the source's train split.
+
+    Fresh rows draw only train-split facts, so dev and test stay unseen (docs/architecture.md §3).
+    """
+    if not cfg.warm_start_generated_rows:
+        return load_rows(source, split="train").rows
+    from scenarios.generator import generate_split_rows
+    from scenarios.schema import ScenarioRow
+
+    rng = random.Random(f"warm-start-{cfg.seed}")
+    raw = generate_split_rows("train", cfg.warm_start_generated_rows, rng)
+    return [ScenarioRow.from_dict(row, source="generated warm-start rows", line=i + 1) for i, row in enumerate(raw)]
+
+
+def _padded_batch(
+    batch: list[tuple[list[int], list[int]]], pad_id: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(input ids, labels on the answer tokens only, attention mask), right-padded to the longest pair."""
+    width = max(len(p) + len(a) for p, a in batch)
+    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(batch), width), -100, dtype=torch.long)
+    attention = torch.zeros((len(batch), width), dtype=torch.long)
+    for i, (prompt, answer) in enumerate(batch):
+        seq = prompt + answer
+        input_ids[i, : len(seq)] = torch.tensor(seq)
+        labels[i, len(prompt) : len(seq)] = torch.tensor(answer)
+        attention[i, : len(seq)] = 1
+    return input_ids, labels, attention
+
+
+@torch.no_grad()
+def answer_token_accuracy(model: PreTrainedModel, pairs: list[tuple[list[int], list[int]]], pad_id: int) -> float:
+    """Teacher-forced next-token accuracy on the answers of `pairs` (how much of an answer the model gets).
+
+    On held-out rows this is mostly copying: every answer token but the leak choice is in the prompt.
+    """
+    was_training = model.training
+    model.eval()
+    correct = total = 0
+    for start in range(0, len(pairs), 16):
+        input_ids, labels, attention = _padded_batch(pairs[start : start + 16], pad_id)
+        predicted = model(input_ids=input_ids, attention_mask=attention).logits[:, :-1].argmax(-1)
+        target = labels[:, 1:]
+        mask = target != -100
+        correct += int(((predicted == target) & mask).sum())
+        total += int(mask.sum())
+    model.train(was_training)
+    return correct / max(1, total)
+
+
 def _warm_start(
-    cfg: TinyModelConfig, model: PreTrainedModel, pairs: list[tuple[list[int], list[int]]], pad_id: int
-) -> float:
-    """Supervised fine-tuning on the answer tokens only; returns the mean loss of the last 10 steps."""
+    cfg: TinyModelConfig,
+    model: PreTrainedModel,
+    pairs: list[tuple[list[int], list[int]]],
+    dev_pairs: list[tuple[list[int], list[int]]],
+    pad_id: int,
+) -> dict[str, float]:
+    """Supervised fine-tuning on the answer tokens only, logging held-out answer accuracy on the way.
+
+    Returns the mean loss of the last 10 steps and the final dev answer-token accuracy.
+    """
     order_rng = random.Random(cfg.seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.warm_start_lr, weight_decay=0.01)
     warmup = max(1, cfg.warm_start_steps // 10)
@@ -212,22 +280,15 @@ def _warm_start(
     model.train()
     queue: list[int] = []
     losses: list[float] = []
-    for step in range(cfg.warm_start_steps):
+    progress = tqdm(range(cfg.warm_start_steps), desc="warm start", disable=None)
+    for step in progress:
         if len(queue) < cfg.warm_start_batch_size:
             epoch = list(range(len(pairs)))
             order_rng.shuffle(epoch)
             queue.extend(epoch)
         batch = [pairs[i] for i in queue[: cfg.warm_start_batch_size]]
         del queue[: cfg.warm_start_batch_size]
-        width = max(len(p) + len(a) for p, a in batch)
-        input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-        labels = torch.full((len(batch), width), -100, dtype=torch.long)
-        attention = torch.zeros((len(batch), width), dtype=torch.long)
-        for i, (prompt, answer) in enumerate(batch):
-            seq = prompt + answer
-            input_ids[i, : len(seq)] = torch.tensor(seq)
-            labels[i, len(prompt) : len(seq)] = torch.tensor(answer)
-            attention[i, : len(seq)] = 1
+        input_ids, labels, attention = _padded_batch(batch, pad_id)
         loss = model(input_ids=input_ids, attention_mask=attention, labels=labels).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -235,10 +296,16 @@ def _warm_start(
         optimizer.step()
         scheduler.step()
         losses.append(loss.item())
-        if step % 25 == 0 or step == cfg.warm_start_steps - 1:
-            logger.info("warm start step %d/%d loss %.3f", step + 1, cfg.warm_start_steps, losses[-1])
+        progress.set_postfix(loss=f"{losses[-1]:.3f}")
+        if (step + 1) % 250 == 0 and dev_pairs:
+            accuracy = answer_token_accuracy(model, dev_pairs, pad_id)
+            logger.info("warm start step %d/%d loss %.3f dev answer accuracy %.4f", step + 1, cfg.warm_start_steps,
+                        losses[-1], accuracy)  # fmt: skip
     model.eval()
-    return sum(losses[-10:]) / max(1, len(losses[-10:]))
+    return {
+        "final_loss": sum(losses[-10:]) / max(1, len(losses[-10:])),
+        "dev_answer_accuracy": answer_token_accuracy(model, dev_pairs, pad_id) if dev_pairs else float("nan"),
+    }
 
 
 def _build(cfg: TinyModelConfig, out_dir: Path) -> dict[str, float | None]:
@@ -272,17 +339,19 @@ def _build(cfg: TinyModelConfig, out_dir: Path) -> dict[str, float | None]:
         dtype="float32",
     )
     model = Qwen2ForCausalLM(config).to(torch.float32)
-    final_loss = None
+    warm: dict[str, float] = {}
     if cfg.warm_start_steps:
-        train_rows = load_rows(source, split="train").rows
-        final_loss = _warm_start(cfg, model, _warm_start_pairs(cfg, tokenizer, train_rows), pad_id)
+        pairs = _warm_start_pairs(cfg, tokenizer, _warm_start_rows(cfg, source))
+        # A fixed held-out sample of the dev split: its facts are never in the warm start's rows.
+        dev_pairs = _warm_start_pairs(cfg, tokenizer, load_rows(source, split="dev").rows)[:DEV_PAIRS]
+        warm = _warm_start(cfg, model, pairs, dev_pairs, pad_id)
 
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
     GenerationConfig(eos_token_id=im_end_id, pad_token_id=pad_id, do_sample=True).save_pretrained(out_dir)
     stats = {
         "parameters": sum(p.numel() for p in model.parameters()),
-        "final_loss": final_loss,
+        **warm,
         "build_seconds": round(time.monotonic() - started, 1),
     }
     (out_dir / "tiny_model_config.json").write_text(

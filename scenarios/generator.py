@@ -413,25 +413,33 @@ def split_sizes(num_rows: int) -> dict[str, int]:
     return {"train": num_rows - dev - test, "dev": dev, "test": test}
 
 
-def generate_rows(num_rows: int, seed: int = 0) -> list[dict[str, Any]]:
-    """`num_rows` rows from one seeded RNG, split by SPLIT_SHARES; the same arguments give the same rows.
+def generate_split_rows(split: str, num_rows: int, rng: random.Random, *, first_index: int = 0) -> list[dict]:
+    """`num_rows` rows of one split, drawing only that split's facts.
 
-    Within a split, rows cycle through that split's facts (each fact used about equally often) and
+    Rows cycle through the split's facts (each used about equally often, in a seeded order) and
     through the final actions, so every fact and action is covered whatever the row count.
     """
+    if split not in dict(SPLIT_SHARES):
+        raise ValueError(f"unknown split {split!r}; valid: {[name for name, _ in SPLIT_SHARES]}")
+    pool = [(domain, forms) for domain, facts in sorted(fact_splits()[split].items()) for forms in facts]
+    rng.shuffle(pool)
+    actions = sorted(FINAL_ACTIONS)
+    rows = []
+    for i in range(num_rows):
+        domain, forms = pool[i % len(pool)]
+        action = actions[(i + first_index) % len(actions)]
+        rows.append(generate_row(f"gen2-{split}-{i:04d}", split, action, domain, forms, rng))
+    return rows
+
+
+def generate_rows(num_rows: int, seed: int = 0) -> list[dict[str, Any]]:
+    """`num_rows` rows from one seeded RNG, split by SPLIT_SHARES; the same arguments give the same rows."""
     if num_rows < 3:
         raise ValueError(f"num_rows must be >= 3 (one row per split), got {num_rows}")
     rng = random.Random(seed)
-    splits = fact_splits()
-    actions = sorted(FINAL_ACTIONS)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for split, size in split_sizes(num_rows).items():
-        pool = [(domain, forms) for domain, facts in sorted(splits[split].items()) for forms in facts]
-        rng.shuffle(pool)
-        for i in range(size):
-            domain, forms = pool[i % len(pool)]
-            action = actions[(i + len(rows)) % len(actions)]
-            rows.append(generate_row(f"gen2-{split}-{i:04d}", split, action, domain, forms, rng))
+        rows += generate_split_rows(split, size, rng, first_index=len(rows))
     return rows
 
 

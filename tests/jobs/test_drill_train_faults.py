@@ -232,11 +232,11 @@ def test_resume_continues_from_last_complete_checkpoint_ignoring_half_written_on
 
 
 def _secrets() -> set[str]:
-    """Private strings of the bundled rows: sensitive facts, memories and instructions."""
+    """Private strings of the bundled rows: every surface form of the sensitive facts, memories, instructions."""
     secrets = set()
     for line in (REPO_ROOT / "scenarios" / "bundled" / "scenarios.jsonl").read_text().splitlines():
         row = json.loads(line)
-        secrets.update(row["sensitive_facts"], row["memories"], [row["user_instruction"]])
+        secrets.update(row["sensitive_surface_forms"], row["memories"], [row["user_instruction"]])
     return {s for s in secrets if len(s) >= 12}
 
 

@@ -81,7 +81,7 @@ def test_vllm_samples_are_mostly_valid_tool_calls(llm, tiny_model_dir: Path, dev
     rows = [dev_rows[i % len(dev_rows)] for i in range(NUM_SAMPLES)]
     prompts = [
         tokenizer.apply_chat_template(
-            render_messages(row, "privacy_enhanced"), tokenize=False, add_generation_prompt=True
+            render_messages(row, tiny_model_config().prompt_style), tokenize=False, add_generation_prompt=True
         )
         for row in rows
     ]
@@ -111,7 +111,7 @@ def test_build_is_deterministic_for_a_seed(tmp_path: Path) -> None:
     # A few warm-start steps on a small shape keep this cheap; same seed → identical weights.
     from safetensors.torch import load_file
 
-    cfg = tiny_model_config(num_layers=1, vocab_size=512, warm_start_steps=3)
+    cfg = tiny_model_config(num_layers=1, vocab_size=512, warm_start_steps=3, warm_start_generated_rows=32)
     first = ensure_tiny_model(cfg, cache_dir=tmp_path / "a")
     second = ensure_tiny_model(cfg, cache_dir=tmp_path / "b")
     a, b = load_file(first / "model.safetensors"), load_file(second / "model.safetensors")
