@@ -76,7 +76,10 @@ def resolve_config(args: argparse.Namespace) -> EvalJobConfig:
 
 
 def _dual_order(forward: tuple[float | None, str], backward: tuple[float | None, str]) -> float | None:
-    """Score of A vs B from both orders (DESIGN.md §1.2): the mean of s and −s'; one order if the other failed."""
+    """Score of A vs B from both orders (docs/architecture.md §1.2): the mean of s and −s'.
+
+    One order alone if the other failed.
+    """
     scores = [s for s, status in (forward,) if status == "ok" and s is not None]
     scores += [-s for s, status in (backward,) if status == "ok" and s is not None]
     return sum(scores) / len(scores) if scores else None

@@ -1,6 +1,6 @@
 """Deterministic, template-based generator of PrivacyAlign rows for the embedded CPU default.
 
-A ~1-4M-parameter model has to learn from these rows (DESIGN.md §3), so every row follows one small
+A ~1-4M-parameter model has to learn from these rows (docs/architecture.md §3), so every row follows one small
 template family: the user's notes (one tool result) hold an event's date, place and one extra detail
 (the *relevant facts*) next to a third person's private matter (the *sensitive fact*, a short
 distinctive phrase). The agent must tell the recipient about the event through one of seven final

@@ -1,7 +1,7 @@
 """Held-out evaluation during training: dev-split leak / omit / clean rates from the pointwise judge.
 
 Runs as a zero-CPU Ray task next to the judge pool so dev samples never reach the driver; the driver
-gets back four numbers. Counting follows the evaluation job (DESIGN.md §1.5): an unusable answer or a
+gets back four numbers. Counting follows the evaluation job (docs/architecture.md §1.5): an unusable answer or a
 failed judgement counts as both a leak and an omission.
 """
 

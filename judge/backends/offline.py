@@ -1,4 +1,4 @@
-"""The `offline` judge backend: deterministic rules, no model (DESIGN.md §1.2; the CPU default).
+"""The `offline` judge backend: deterministic rules, no model (docs/architecture.md §1.2; the CPU default).
 
 It emits text in the LLM judge's output format (a JSON verdict line, or reasoning + `Score: n`), so the
 same parser and status accounting run for every backend. What it knows depends on `use_annotations`:

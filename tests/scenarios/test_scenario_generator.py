@@ -1,4 +1,7 @@
-"""The bundled scenario generator: byte-for-byte reproducible, and learnable by construction (DESIGN.md §3)."""
+"""The bundled scenario generator: byte-for-byte reproducible, and learnable by construction.
+
+See docs/architecture.md §3.
+"""
 
 from __future__ import annotations
 
