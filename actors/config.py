@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from cluster.config_checks import FieldChecks
 from cluster.resources import check_custom_resources
 
 # Ray placement-group strategies; STRICT_* fail instead of falling back.
@@ -39,21 +40,13 @@ class ActorGroupConfig:
     enable_rendezvous: bool = False
 
     def __post_init__(self) -> None:
-        if self.num_actors < 1:
-            raise ValueError(f"num_actors must be >= 1, got {self.num_actors}")
-        if self.num_cpus_per_actor < 0 or self.num_gpus_per_actor < 0:
-            raise ValueError(
-                f"num_cpus_per_actor/num_gpus_per_actor must be >= 0, got "
-                f"{self.num_cpus_per_actor}/{self.num_gpus_per_actor}"
-            )
-        if self.placement_strategy not in PLACEMENT_STRATEGIES:
-            raise ValueError(
-                f"placement_strategy {self.placement_strategy!r} unknown; valid: {list(PLACEMENT_STRATEGIES)}"
-            )
-        if self.max_restarts < -1 or self.max_task_retries < -1:
-            raise ValueError("max_restarts/max_task_retries must be >= -1 (-1 = unlimited)")
-        if self.placement_timeout_s <= 0:
-            raise ValueError(f"placement_timeout_s must be > 0, got {self.placement_timeout_s}")
+        checks = FieldChecks(self, "actor_group")
+        checks.bounds("num_actors", ge=1)
+        checks.bounds("num_cpus_per_actor", "num_gpus_per_actor", ge=0)
+        checks.one_of("placement_strategy", PLACEMENT_STRATEGIES)
+        checks.bounds("max_restarts", "max_task_retries", ge=-1, hint=" (-1 = unlimited)")
+        checks.bounds("placement_timeout_s", gt=0)
         if self.num_cpus_per_actor + self.num_gpus_per_actor + sum(self.resources_per_actor.values()) <= 0:
-            raise ValueError("an actor needs some resource: set num_cpus_per_actor, num_gpus_per_actor or resources")
-        check_custom_resources("resources_per_actor", self.resources_per_actor)
+            checks.fail("an actor needs some resource: set num_cpus_per_actor, num_gpus_per_actor or resources")
+        checks.run(check_custom_resources, "resources_per_actor", self.resources_per_actor)
+        checks.done()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cluster.config_checks import FieldChecks
+
 
 @dataclass
 class ClusterConfig:
@@ -23,7 +25,7 @@ class ClusterConfig:
     enable_dashboard: bool = False
 
     def __post_init__(self) -> None:
-        if self.num_cpus < 0:
-            raise ValueError(f"cluster.num_cpus must be >= 0 (0 = all cores), got {self.num_cpus}")
-        if self.object_store_gib < 0:
-            raise ValueError(f"cluster.object_store_gib must be >= 0, got {self.object_store_gib}")
+        checks = FieldChecks(self, "cluster")
+        checks.bounds("num_cpus", ge=0, hint=" (0 = all cores)")
+        checks.bounds("object_store_gib", ge=0, hint=" (0 = Ray's default)")
+        checks.done()

@@ -3,6 +3,8 @@
     privacyalign build-model                              # the CPU default (`tiny`)
     privacyalign build-model --size w1                    # benchmark workload W1 (random init)
     privacyalign build-model warm_start_steps=300 seed=1  # TinyModelConfig field overrides
+    privacyalign build-model --ship                       # rebuild from scratch and commit-ready copy
+                                                          # into learner/shipped/<config-hash>/
 
 Trailing key=value pairs override fields of learner.tiny_model.TinyModelConfig (OmegaConf dotlist).
 """
@@ -11,12 +13,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import sys
+import tempfile
+import time
 
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from learner.tiny_model import TINY_MODEL_SIZES, TinyModelConfig, ensure_tiny_model, tiny_model_config
+from learner.tiny_model import SHIPPED_DIR, TINY_MODEL_SIZES, TinyModelConfig, ensure_tiny_model, tiny_model_config
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -34,6 +39,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--cache-dir", default=".cache/models", help="directory holding one checkpoint per config hash")
     parser.add_argument("-v", "--verbose", action="store_true", help="log build progress (warm-start loss)")
+    parser.add_argument(
+        "--ship",
+        action="store_true",
+        help="build from scratch (ignoring any shipped copy) and write the result to learner/shipped/<config-hash>/, "
+        "the committed checkpoint a fresh machine copies instead of building; old shipped hashes are removed",
+    )
     parser.add_argument("overrides", nargs="*", help="TinyModelConfig field overrides as key=value")
     return parser.parse_args(argv)
 
@@ -59,7 +70,15 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"privacyalign build-model: {exc}", file=sys.stderr)
         return 2
-    print(ensure_tiny_model(cfg, cache_dir=args.cache_dir))
+    if not args.ship:
+        print(ensure_tiny_model(cfg, cache_dir=args.cache_dir))
+        return 0
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory() as scratch:
+        built = ensure_tiny_model(cfg, cache_dir=scratch, use_shipped=False)
+        shutil.rmtree(SHIPPED_DIR, ignore_errors=True)
+        shutil.copytree(built, SHIPPED_DIR / built.name)
+    print(f"{SHIPPED_DIR / built.name} (built in {time.monotonic() - started:.0f} s)")
     return 0
 
 

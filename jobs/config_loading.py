@@ -7,12 +7,13 @@ Errors are collected, not raised one at a time: a user who typed three bad overr
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 from typing import Any, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
+
+from jobs.run_files import write_atomic
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 T = TypeVar("T")
@@ -85,7 +86,8 @@ def instantiate(schema: type[T], merged: DictConfig) -> T:
             try:
                 sections[field.name] = OmegaConf.to_object(node)
             except (ValueError, OmegaConfBaseException) as exc:
-                errors.append(f"{field.name}: {_short(exc)}")
+                # A section's FieldChecks raise every problem of the section at once, as `errors`.
+                errors += [f"{field.name}: {e}" for e in getattr(exc, "errors", [_short(exc)])]
         else:
             sections[field.name] = node
     if errors:
@@ -93,7 +95,7 @@ def instantiate(schema: type[T], merged: DictConfig) -> T:
     try:
         return schema(**sections)
     except ValueError as exc:
-        raise ConfigError([str(exc)]) from None
+        raise ConfigError(getattr(exc, "errors", [str(exc)])) from None
 
 
 def to_yaml(cfg: Any) -> str:
@@ -109,9 +111,7 @@ def save_config(cfg: Any, path: str | Path) -> Path:
     """Write the resolved config next to the run's outputs, owner-readable only."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path.write_text(to_yaml(cfg))
-    os.chmod(path, 0o600)
-    return path
+    return write_atomic(path, to_yaml(cfg))
 
 
 def _short(exc: Exception) -> str:

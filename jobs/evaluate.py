@@ -55,7 +55,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--judge-samples", type=int, help="judge each PrivacyAlign answer k times; report mean ± std")
     parser.add_argument("--prompt-style", choices=("naive", "privacy_enhanced"), help="agent prompt style")
-    parser.add_argument("--split", choices=("dev", "train", "all"), help="PrivacyAlign split (default dev)")
+    parser.add_argument("--split", choices=("dev", "test", "train", "all"), help="PrivacyAlign split (default dev)")
     parser.add_argument("--max-items", type=int, help="items per benchmark, in file order (0 = all)")
     parser.add_argument("--run-dir", help="output directory (default runs/evaluate-<UTC timestamp>)")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue a run: its saved config, skipping done items")
@@ -109,8 +109,8 @@ def resolve_config(args: argparse.Namespace) -> EvalJobConfig:
         changes["enable_scenario_text"] = True
     try:
         cfg.eval = dataclasses.replace(cfg.eval, **changes)
-    except ValueError as exc:
-        raise ConfigError([str(exc)]) from None
+    except ValueError as exc:  # FieldChecks list every problem of the section as `errors`
+        raise ConfigError(getattr(exc, "errors", [str(exc)])) from None
     if not cfg.eval.agents:
         raise ConfigError(
             ["no agent: pass --agent hf:<checkpoint dir> (or openai:<base_url>#<model>) or --compare A B"]
@@ -153,8 +153,9 @@ def _chunks(items: list[EvalItem], size: int) -> list[list[EvalItem]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def run(cfg: EvalJobConfig, run_dir: Path) -> dict:
-    """Answer, judge and record every item not yet in items.jsonl, then write the report; returns the summary."""
+def run(cfg: EvalJobConfig, run_dir: Path, items: dict[str, list[EvalItem]]) -> dict:
+    """Answer, judge and record every item of `items` (see `build_items`) not yet in items.jsonl, then write
+    the report; returns the summary."""
     from jobs.evaluation.agents import make_agent
     from jobs.evaluation.judging import make_judge
     from jobs.evaluation.report import write_report
@@ -164,7 +165,6 @@ def run(cfg: EvalJobConfig, run_dir: Path) -> dict:
     ev = cfg.eval
     specs = [parse_agent_spec(a) for a in ev.agents]
     labels = agent_labels(specs)
-    items = build_items(ev)
     store = ResultStore(run_dir, enable_scenario_text=ev.enable_scenario_text)
     done = store.done_keys()
     judge = make_judge(cfg, rows=[i.payload for i in items.get("privacyalign", [])])
@@ -205,16 +205,16 @@ def run(cfg: EvalJobConfig, run_dir: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    prepared = prepare_run(parse_args(argv), resolve_config, "evaluate")
+    prepared = prepare_run(parse_args(argv), resolve_config, "evaluate", lambda cfg: build_items(cfg.eval))
     if isinstance(prepared, int):
         return prepared
-    cfg, run_dir = prepared
+    cfg, run_dir, items = prepared
     from cluster.connect import connect
 
     # Ray is needed for vLLM rollout actors and the Serve judge pool; an endpoint + in-process judge runs without.
     if cfg.eval.enable_judge_pool or any(parse_agent_spec(a).kind == "hf" for a in cfg.eval.agents):
         connect(cfg.cluster)
-    run(cfg, run_dir)
+    run(cfg, run_dir, items)
     print(f"report: {run_dir / 'report.md'}")
     return 0
 

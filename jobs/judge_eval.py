@@ -20,7 +20,7 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobs.config_loading import ConfigError, load_config
 from jobs.evaluation.config import EvalJobConfig
@@ -28,6 +28,9 @@ from jobs.evaluation.human_labels import SIDES, VARIANTS, human_labels, judge_vi
 from jobs.evaluation.metrics import agreement, pearson, spearman
 from jobs.evaluation.records import ResultStore
 from jobs.evaluation.run_setup import prepare_run
+
+if TYPE_CHECKING:
+    from scenarios.schema import ScenarioRow
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +73,8 @@ def resolve_config(args: argparse.Namespace) -> EvalJobConfig:
         changes["enable_scenario_text"] = True
     try:
         cfg.eval = dataclasses.replace(cfg.eval, **changes)
-    except ValueError as exc:
-        raise ConfigError([str(exc)]) from None
+    except ValueError as exc:  # FieldChecks list every problem of the section as `errors`
+        raise ConfigError(getattr(exc, "errors", [str(exc)])) from None
     return cfg
 
 
@@ -149,9 +152,8 @@ def summarize_variant(records: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def run(cfg: EvalJobConfig, run_dir: Path) -> dict[str, Any]:
-    from jobs.evaluation.judging import make_judge
-    from jobs.evaluation.report import write_report
+def load_labelled_rows(cfg: EvalJobConfig) -> list[ScenarioRow]:
+    """The rows of `eval.split` that carry human labels; a bad file, a bad row or no labels is a ValueError."""
     from scenarios.config import bundled_scenarios_path
     from scenarios.loading import load_rows
 
@@ -160,6 +162,15 @@ def run(cfg: EvalJobConfig, run_dir: Path) -> dict[str, Any]:
     rows = labelled_rows(load_rows(source, split=ev.split, max_rows=ev.max_items or None).rows)
     if not rows:
         raise ValueError(f"{source}: no rows with annotations in split {ev.split!r}; judge-eval needs human labels")
+    return rows
+
+
+def run(cfg: EvalJobConfig, run_dir: Path, rows: list[ScenarioRow]) -> dict[str, Any]:
+    """Judge the reference responses of `rows` (see `load_labelled_rows`) with every backend; returns the summary."""
+    from jobs.evaluation.judging import make_judge
+    from jobs.evaluation.report import write_report
+
+    ev = cfg.eval
     store = ResultStore(run_dir, enable_scenario_text=ev.enable_scenario_text)
     summary: dict[str, Any] = {
         "job": "judge-eval",
@@ -189,15 +200,15 @@ def run(cfg: EvalJobConfig, run_dir: Path) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    prepared = prepare_run(parse_args(argv), resolve_config, "judge-eval")
+    prepared = prepare_run(parse_args(argv), resolve_config, "judge-eval", load_labelled_rows)
     if isinstance(prepared, int):
         return prepared
-    cfg, run_dir = prepared
+    cfg, run_dir, rows = prepared
     if cfg.eval.enable_judge_pool:
         from cluster.connect import connect
 
         connect(cfg.cluster)
-    summary = run(cfg, run_dir)
+    summary = run(cfg, run_dir, rows)
     for backend, variants in summary["backends"].items():
         kappas = {v: e["leaks"]["kappa"] for v, e in variants.items()}
         print(f"{backend}: leak kappa {kappas}")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 import threading
 from dataclasses import dataclass, field
 
@@ -73,7 +74,12 @@ def main(argv: list[str] | None = None) -> int:
 
     # A busy 2-core box answers queue-length probes slower than Serve's 0.1 s default.
     os.environ.setdefault("RAY_SERVE_QUEUE_LENGTH_RESPONSE_DEADLINE_S", "1.0")
-    rows = {row.id: row for row in load_data(cfg.data).rows}
+    # Data before Ray: a bad row is reported as file:line: field with exit 2, not a traceback.
+    try:
+        rows = {row.id: row for row in load_data(cfg.data).rows}
+    except (ValueError, OSError) as exc:
+        print(ConfigError([f"data.source: {exc}"]), file=sys.stderr)
+        return 2
     connect(cfg.cluster)
     try:
         pool = JudgePool.start(cfg.judge, cfg.pool, rows)

@@ -17,13 +17,16 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
 from jobs.config import TrainConfig, load_train_config
 from jobs.config_loading import ConfigError, save_config
-from jobs.training.loop import RLLoop
-from jobs.training.metrics import MetricsLogger, plot_metrics
+from jobs.evaluation.report import split_rate_table
+from jobs.run_files import write_atomic
+from jobs.training.loop import RLLoop, TooManySkippedSteps
+from jobs.training.metrics import EVAL_SPLITS, MetricsLogger, plot_metrics
 from jobs.training.prompt_schedule import PromptSchedule
 
 logger = logging.getLogger("privacyalign.train")
@@ -75,13 +78,49 @@ def _load(args: argparse.Namespace) -> tuple[TrainConfig, Path]:
     return cfg, run_dir
 
 
-def _progress_postfix(metrics: dict[str, float]) -> dict[str, str]:
-    keys = (("reward/mean", "reward"), ("time/step", "s/step"), ("eval/leak_rate", "dev leak"))
-    return {short: f"{metrics[key]:.3g}" for key, short in keys if key in metrics}
+def _progress_postfix(metrics: dict[str, float | None]) -> dict[str, str]:
+    keys = (("reward/mean", "reward"), ("time/step", "s/step"), ("eval/oracle/leak_among_usable", "dev oracle leak"))
+    return {short: f"{metrics[key]:.3g}" for key, short in keys if metrics.get(key) is not None}
 
 
-def run(cfg: TrainConfig, run_dir: Path, *, resume: bool) -> dict[str, float]:
-    """Train; returns the summary (dev rates before/after, steps done) also written to summary.json."""
+def reward_judge(cfg: TrainConfig) -> str:
+    """Which judge produced the reward: the backend and its model."""
+    backend = cfg.judge.backend
+    if backend == "vllm":
+        model = cfg.judge_pool.vllm.model or f"the policy's starting checkpoint ({cfg.model.source})"
+    elif backend == "openai":
+        model = cfg.judge_pool.openai.model or "?"
+    else:
+        model = "rule-based, no model" if backend == "offline" else "?"
+    return f"{backend} ({model})"
+
+
+def render_summary(summary: dict[str, Any]) -> str:
+    """Before/after tables of the dev and test splits (judge beside oracle) and the reward's judge."""
+    parts = []
+    for split, prefix in EVAL_SPLITS.items():
+        entries = {when: _strip(summary, f"{when}/{prefix}/") for when in ("before", "after")}
+        if not any(entries.values()):
+            parts.append(f"{split}: not evaluated (no {split} split in the data)\n")
+            continue
+        columns = [(f"{grader} {when}", grader, entries[when]) for grader in ("judge", "oracle") for when in entries]
+        samples = ", ".join(
+            f"{when} {int(e['samples'])}" for when, e in entries.items() if e.get("samples") is not None
+        )
+        parts.append(f"{split} split ({samples} answers):\n" + split_rate_table(columns))
+    parts.append(
+        f"reward judge: {summary.get('reward_judge', '?')}; the oracle (ground truth of generated rows) is an "
+        "evaluator only. Unusable answers count as leak + omit in the paper rows only."
+    )
+    return "\n".join(parts)
+
+
+def _strip(summary: dict[str, Any], prefix: str) -> dict[str, Any]:
+    return {k[len(prefix) :]: v for k, v in summary.items() if k.startswith(prefix)}
+
+
+def run(cfg: TrainConfig, run_dir: Path, *, resume: bool) -> dict[str, Any]:
+    """Train; returns the summary (dev and test rates before/after, steps done) also written to summary.json."""
     from jobs.training.session import TrainingSession
 
     run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -91,7 +130,7 @@ def run(cfg: TrainConfig, run_dir: Path, *, resume: bool) -> dict[str, float]:
     session = TrainingSession(cfg, run_dir)
     metrics_log = MetricsLogger(run_dir, enable_tensorboard=tcfg.enable_tensorboard)
     summary_path = run_dir / "summary.json"
-    summary: dict[str, float] = json.loads(summary_path.read_text()) if resume and summary_path.exists() else {}
+    summary: dict[str, Any] = json.loads(summary_path.read_text()) if resume and summary_path.exists() else {}
     try:
         session.start()
         start_step = session.restore_latest() if resume else 0
@@ -109,7 +148,8 @@ def run(cfg: TrainConfig, run_dir: Path, *, resume: bool) -> dict[str, float]:
             policy_version=start_step,
         )
         if start_step == 0:
-            before = session.evaluate_dev(policy_version=0)
+            # Test only here and at the end: tune on dev, report test once (docs/architecture.md §3, rule 2).
+            before = session.evaluate("dev", policy_version=0) | session.evaluate("test", policy_version=0)
             metrics_log.log(0, before)
             summary.update({f"before/{k}": v for k, v in before.items()})
         bar = tqdm(
@@ -123,18 +163,20 @@ def run(cfg: TrainConfig, run_dir: Path, *, resume: bool) -> dict[str, float]:
             result = loop.run_step(step)
             done = step + 1
             if tcfg.eval_every and done % tcfg.eval_every == 0 and done < tcfg.num_steps:
-                result.metrics.update(session.evaluate_dev(policy_version=loop.policy_version))
+                result.metrics.update(session.evaluate("dev", policy_version=loop.policy_version))
             metrics_log.log(done, result.metrics)
             bar.set_postfix(_progress_postfix(result.metrics))
             if tcfg.checkpoint_every and done % tcfg.checkpoint_every == 0 and done < tcfg.num_steps:
                 session.save_checkpoint(done, schedule.cursor(done))
         loop.drain()
-        after = session.evaluate_dev(policy_version=loop.policy_version)
+        version = loop.policy_version
+        after = session.evaluate("dev", policy_version=version) | session.evaluate("test", policy_version=version)
         metrics_log.log(tcfg.num_steps, after)
         session.save_checkpoint(tcfg.num_steps, schedule.cursor(tcfg.num_steps))
         summary.update({f"after/{k}": v for k, v in after.items()})
         summary["steps"] = float(tcfg.num_steps)
-        summary_path.write_text(json.dumps(summary, indent=2, sort_keys=True))
+        summary["reward_judge"] = reward_judge(cfg)
+        write_atomic(summary_path, json.dumps(summary, indent=2, sort_keys=True))
     finally:
         metrics_log.close()
         session.close()
@@ -161,12 +203,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:  # e.g. a bad data row, found when the session loads the scenarios
         print(f"privacyalign train: {exc}", file=sys.stderr)
         return 2
-    lines = [f"run directory: {run_dir}"]
-    for key in ("leak_rate", "omit_rate", "clean_rate", "valid_answer_rate"):
-        before, after = summary.get(f"before/eval/{key}"), summary.get(f"after/eval/{key}")
-        if after is not None:
-            lines.append(f"dev {key:<18} before {before if before is None else f'{before:.3f}'}  after {after:.3f}")
-    print("\n".join(lines))
+    except TooManySkippedSteps as exc:
+        print(f"privacyalign train: {exc}", file=sys.stderr)
+        return 1
+    print(f"run directory: {run_dir}\n{render_summary(summary)}")
     return 0
 
 

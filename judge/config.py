@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cluster.config_checks import FieldChecks
+
 # Reward modes registered in judge/reward.py (docs/architecture.md §1.3).
 REWARD_MODES = ("peer_pairwise", "anchor", "pointwise")
 # Which reference response the `anchor` mode compares every rollout against.
@@ -47,20 +49,14 @@ class JudgeConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        checks = FieldChecks(self, "judge")
         if not self.backend:
-            raise ValueError("judge.backend must name a backend, e.g. judge.backend=offline")
-        if self.reward_mode not in REWARD_MODES:
-            raise ValueError(f"judge.reward_mode={self.reward_mode!r} is unknown; use one of {list(REWARD_MODES)}")
-        if self.anchor_reference not in ANCHOR_REFERENCES:
-            raise ValueError(f"judge.anchor_reference={self.anchor_reference!r}; use one of {list(ANCHOR_REFERENCES)}")
-        if self.max_candidate_words < 1:
-            raise ValueError(f"judge.max_candidate_words must be >= 1, got {self.max_candidate_words}")
-        for name in ("format_penalty", "short_answer_penalty", "pointwise_omit_weight", "offline_latency_s"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"judge.{name} must be >= 0 (it is subtracted / slept), got {getattr(self, name)}")
-        if not 0.0 <= self.short_answer_floor_ratio <= 1.0:
-            raise ValueError(f"judge.short_answer_floor_ratio must be in [0, 1], got {self.short_answer_floor_ratio}")
-        if self.reward_clip <= 0:
-            raise ValueError(f"judge.reward_clip must be > 0, got {self.reward_clip}")
-        if not 0.0 <= self.max_invalid_fraction <= 1.0:
-            raise ValueError(f"judge.max_invalid_fraction must be in [0, 1], got {self.max_invalid_fraction}")
+            checks.fail("judge.backend must name a backend, e.g. judge.backend=offline")
+        checks.one_of("reward_mode", REWARD_MODES)
+        checks.one_of("anchor_reference", ANCHOR_REFERENCES)
+        checks.bounds("max_candidate_words", ge=1)
+        subtracted = ("format_penalty", "short_answer_penalty", "pointwise_omit_weight")
+        checks.bounds(*subtracted, "offline_latency_s", ge=0, hint=" (it is subtracted / slept)")
+        checks.bounds("short_answer_floor_ratio", "max_invalid_fraction", ge=0, le=1)
+        checks.bounds("reward_clip", gt=0)
+        checks.done()

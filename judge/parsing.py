@@ -4,7 +4,8 @@ Statuses (rollout.batch.JUDGE_STATUSES): `ok`; `empty_response` (blank text); `p
 no usable verdict, including output that is all thinking because the judge ran out of tokens);
 `judge_error` (no text at all: the call failed; made by :func:`failed_verdict`, never by parsing).
 
-Thinking (``<think>…</think>``, also unclosed) is stripped first. Then:
+Only the last `MAX_PARSED_CHARS` characters are read. Thinking (``<think>…</think>``, also unclosed) is
+stripped first. Then:
 
 * pointwise: the last non-empty line as a JSON object → the *last* balanced ``{…}`` anywhere that
   parses and carries `leaks` and `omits` (judges reason first and put the final verdict last; earlier
@@ -25,6 +26,9 @@ from typing import Any
 from rollout.answers import strip_thinking
 
 SCORE_RANGE = (-2, 2)
+# Judge text past this many characters is cut from the front before any regex or JSON scan runs:
+# the verdict is at the end, and a runaway or hostile output must not cost the parser unbounded time.
+MAX_PARSED_CHARS = 65_536
 
 _TRUE = {"true", "yes", "1"}
 _FALSE = {"false", "no", "0"}
@@ -143,7 +147,7 @@ def _body(text: str) -> tuple[str | None, str]:
     """(thinking-stripped body, "") or (None, status) when there is nothing to parse."""
     if not text or not text.strip():
         return None, "empty_response"
-    body = strip_thinking(text)
+    body = strip_thinking(text[-MAX_PARSED_CHARS:])
     return (body, "") if body else (None, "parse_error")
 
 

@@ -39,10 +39,11 @@ from starlette.responses import JSONResponse
 from judge.backends import make_backend
 from judge.backends.base import JudgeRequest, prompt_hash
 from judge.config import JudgeConfig
+from judge.http_request import BadJudgeRequest, HttpLimits, parse_judge_request
 from judge.reward import score_batch
 from judge.serve_config import JudgePoolConfig, is_loopback
 from rollout.batch import TrajectoryBatch
-from scenarios.schema import RowValidationError, ScenarioRow
+from scenarios.schema import ScenarioRow
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +80,8 @@ class IngressSettings:
     max_request_attempts: int
     # sha256 of the bearer token HTTP callers must send; "" = no token required (loopback only).
     token_sha256: str
+    # Caps on HTTP requests (body, items, candidates, text length).
+    http_limits: HttpLimits
 
 
 def candidate_hash(request: JudgeRequest) -> str:
@@ -219,12 +222,19 @@ class JudgeIngress:
             return _error(401, "missing or wrong bearer token", "authentication_error")
         if request.method != "POST":
             return _error(405, 'POST a JSON body: {"items": [{"scenario_id": ..., "candidates": [...]}]}')
+        limits = self._settings.http_limits
+        body = await _read_body(request, limits.max_body_bytes)
         try:
-            body = await request.json()
-            batch, rows = self._batch_from_json(body)
-        except (ValueError, TypeError, KeyError) as exc:
-            return _error(400, str(exc))
-        scored, verdicts = await self._score(batch, rows)
+            if body is None:
+                raise BadJudgeRequest(413, f"body larger than {limits.max_body_bytes} bytes")
+            batch, rows = parse_judge_request(body, self._rows, limits)
+        except BadJudgeRequest as exc:
+            return _error(exc.status, str(exc))
+        try:
+            scored, verdicts = await self._score(batch, rows)
+        except Exception:  # process boundary: log the traceback here, tell the caller nothing internal
+            logger.exception("judging an HTTP request of %d candidates failed", len(batch))
+            return _error(500, "judging failed; see the judge pool's logs", "server_error")
         return JSONResponse(self._response_json(scored, verdicts))
 
     def _authorized(self, request: Request) -> bool:
@@ -232,45 +242,6 @@ class JudgeIngress:
         if scheme.lower() != "bearer" or not token:
             return False
         return hmac.compare_digest(hashlib.sha256(token.encode()).hexdigest(), self._settings.token_sha256)
-
-    def _batch_from_json(self, body: Any) -> tuple[TrajectoryBatch, dict[str, ScenarioRow]]:
-        """One group per item; HTTP candidates carry text only, so token fields are empty lists."""
-        items = body.get("items") if isinstance(body, dict) else None
-        if not isinstance(items, list) or not items:
-            raise ValueError('body must be a JSON object with a non-empty "items" list')
-        rows = dict(self._rows)
-        scenario_ids, group_ids, texts = [], [], []
-        for gid, item in enumerate(items):
-            if not isinstance(item, dict):
-                raise ValueError(f"items[{gid}] must be an object")
-            if "row" in item:
-                try:
-                    row = ScenarioRow.from_dict(item["row"], source=f"items[{gid}].row")
-                except RowValidationError as exc:
-                    raise ValueError(str(exc)) from None
-                rows[row.id] = row
-                sid = row.id
-            else:
-                sid = item.get("scenario_id")
-                if sid not in rows:
-                    raise ValueError(f'items[{gid}]: unknown scenario_id {sid!r}; send the scenario as "row"')
-            candidates = item.get("candidates")
-            if not isinstance(candidates, list) or not all(isinstance(c, str) for c in candidates) or not candidates:
-                raise ValueError(f"items[{gid}].candidates must be a non-empty list of strings")
-            scenario_ids += [sid] * len(candidates)
-            group_ids += [gid] * len(candidates)
-            texts += candidates
-        n = len(texts)
-        batch = TrajectoryBatch(
-            scenario_ids=scenario_ids,
-            group_ids=group_ids,
-            prompt_ids=[[] for _ in range(n)],
-            completion_ids=[[] for _ in range(n)],
-            completion_logprobs=[[] for _ in range(n)],
-            completion_texts=texts,
-            finish_reasons=["stop"] * n,
-        )
-        return batch, rows
 
     def _response_json(self, scored: TrajectoryBatch, verdicts: list[JudgeOutput]) -> dict[str, Any]:
         assert scored.rewards is not None and scored.advantages is not None
@@ -296,7 +267,8 @@ class JudgeIngress:
             "verdicts": [
                 {
                     "content": v.text,
-                    "error": v.error,
+                    # Whether the call failed, not why: exception text stays in the pool's logs.
+                    "error": "judge call failed" if v.error else "",
                     "judge_model": v.judge_model,
                     "prompt_hash": v.prompt_hash,
                     "seed": v.seed,
@@ -369,6 +341,20 @@ class JudgeIngress:
         raise AssertionError("unreachable: the loop returns or raises")
 
 
+async def _read_body(request: Request, limit: int) -> bytes | None:
+    """The request body, or None once it exceeds `limit` bytes (stops reading there: no unbounded buffer)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _error(status: int, message: str, kind: str = "invalid_request_error") -> JSONResponse:
     """OpenAI-style error body."""
     return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status_code=status)
@@ -421,6 +407,7 @@ def build_app(
         cache_size=pool_cfg.cache_size,
         max_request_attempts=pool_cfg.max_request_attempts,
         token_sha256=hashlib.sha256(token.encode()).hexdigest() if token else "",
+        http_limits=HttpLimits.from_pool(pool_cfg),
     )
     ingress_args = (judge_cfg, [rows_ref] if rows_ref is not None else [], settings)
     # The router lives with the replicas, so a pool pinned to judge nodes leaves nothing elsewhere.

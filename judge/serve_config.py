@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
+from cluster.config_checks import FieldChecks
 from cluster.resources import check_custom_resources
 
 
@@ -36,18 +37,14 @@ class VllmBackendConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.dtype not in {"float32", "bfloat16", "float16", "auto"}:
-            raise ValueError(f"vllm.dtype must be float32, bfloat16, float16 or auto, got {self.dtype!r}")
-        if self.max_model_len < 16:
-            raise ValueError(f"vllm.max_model_len must be >= 16 tokens, got {self.max_model_len}")
-        if self.kv_cache_gib < 1:
-            raise ValueError(f"vllm.kv_cache_gib must be >= 1 (whole GiB), got {self.kv_cache_gib}")
-        if not 0 < self.gpu_memory_utilization <= 1:
-            raise ValueError(f"vllm.gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}")
-        if self.max_tokens < 1:
-            raise ValueError(f"vllm.max_tokens must be >= 1, got {self.max_tokens}")
-        if self.temperature < 0:
-            raise ValueError(f"vllm.temperature must be >= 0 (0 = greedy), got {self.temperature}")
+        checks = FieldChecks(self, "pool.vllm")
+        checks.one_of("dtype", ("float32", "bfloat16", "float16", "auto"))
+        checks.bounds("max_model_len", ge=16, hint=" tokens")
+        checks.bounds("kv_cache_gib", ge=1, hint=" (whole GiB)")
+        checks.bounds("gpu_memory_utilization", gt=0, le=1)
+        checks.bounds("max_tokens", ge=1)
+        checks.bounds("temperature", ge=0, hint=" (0 = greedy)")
+        checks.done()
 
 
 @dataclass
@@ -76,20 +73,15 @@ class OpenAIBackendConfig:
     temperature: float = 0.0
 
     def __post_init__(self) -> None:
+        checks = FieldChecks(self, "pool.openai")
         if not self.base_url.startswith(("http://", "https://")):
-            raise ValueError(f"openai.base_url must start with http:// or https://, got {self.base_url!r}")
-        if self.max_concurrency < 1:
-            raise ValueError(f"openai.max_concurrency must be >= 1, got {self.max_concurrency}")
-        if self.timeout_s <= 0:
-            raise ValueError(f"openai.timeout_s must be > 0 seconds, got {self.timeout_s}")
-        if self.max_retries < 0:
-            raise ValueError(f"openai.max_retries must be >= 0 (0 = no retries), got {self.max_retries}")
-        if self.backoff_base_s < 0 or self.backoff_cap_s < 0:
-            raise ValueError("openai.backoff_base_s and openai.backoff_cap_s must be >= 0 seconds")
-        if self.max_tokens < 1:
-            raise ValueError(f"openai.max_tokens must be >= 1, got {self.max_tokens}")
-        if self.temperature < 0:
-            raise ValueError(f"openai.temperature must be >= 0 (0 = greedy), got {self.temperature}")
+            checks.fail(f"pool.openai.base_url must start with http:// or https://, got {self.base_url!r}")
+        checks.bounds("max_concurrency", "max_tokens", ge=1)
+        checks.bounds("timeout_s", gt=0, hint=" seconds")
+        checks.bounds("max_retries", ge=0, hint=" (0 = no retries)")
+        checks.bounds("backoff_base_s", "backoff_cap_s", ge=0, hint=" seconds")
+        checks.bounds("temperature", ge=0, hint=" (0 = greedy)")
+        checks.done()
 
 
 @dataclass
@@ -142,41 +134,34 @@ class JudgePoolConfig:
     http_port: int = 8000
     # Environment variable holding the bearer token HTTP callers must send when the host is not loopback.
     auth_token_env: str = "PRIVACYALIGN_JUDGE_TOKEN"
+    # HTTP route: largest request body in bytes (larger → 413; inline scenario rows are a few KB each).
+    http_max_body_bytes: int = 8 * 1024**2
+    # HTTP route: most items (scenarios) per request.
+    http_max_items: int = 256
+    # HTTP route: most candidate answers per item.
+    http_max_candidates: int = 16
+    # HTTP route: longest candidate answer in characters (the judge reads at most judge.max_candidate_words).
+    http_max_text_chars: int = 32_768
     # Options of the `vllm` backend (ignored by the others).
     vllm: VllmBackendConfig = field(default_factory=VllmBackendConfig)
     # Options of the `openai` backend (ignored by the others).
     openai: OpenAIBackendConfig = field(default_factory=OpenAIBackendConfig)
 
     def __post_init__(self) -> None:
+        checks = FieldChecks(self, "pool")
         if not self.app_name:
-            raise ValueError("pool.app_name must be a non-empty string, e.g. privacyalign-judge")
+            checks.fail("pool.app_name must be a non-empty string, e.g. privacyalign-judge")
         if not self.route_prefix.startswith("/"):
-            raise ValueError(f"pool.route_prefix must start with '/', got {self.route_prefix!r}")
-        if self.min_replicas < 0:
-            raise ValueError(f"pool.min_replicas must be >= 0, got {self.min_replicas}")
-        if self.max_replicas < 1:
-            raise ValueError(f"pool.max_replicas must be >= 1, got {self.max_replicas}")
-        if self.target_ongoing_requests <= 0:
-            raise ValueError(f"pool.target_ongoing_requests must be > 0, got {self.target_ongoing_requests}")
-        if self.max_ongoing_requests < 1:
-            raise ValueError(f"pool.max_ongoing_requests must be >= 1, got {self.max_ongoing_requests}")
-        if self.upscale_delay_s < 0 or self.downscale_delay_s < 0:
-            raise ValueError("pool.upscale_delay_s and pool.downscale_delay_s must be >= 0 seconds")
-        if self.metrics_interval_s <= 0 or self.look_back_period_s <= 0:
-            raise ValueError("pool.metrics_interval_s and pool.look_back_period_s must be > 0 seconds")
-        if self.num_cpus_per_replica < 0 or self.num_gpus_per_replica < 0:
-            raise ValueError("pool.num_cpus_per_replica and pool.num_gpus_per_replica must be >= 0")
-        check_custom_resources("pool.resources_per_replica", self.resources_per_replica)
-        if self.max_batch_size < 1:
-            raise ValueError(f"pool.max_batch_size must be >= 1, got {self.max_batch_size}")
-        if self.batch_wait_timeout_s < 0:
-            raise ValueError(f"pool.batch_wait_timeout_s must be >= 0 seconds, got {self.batch_wait_timeout_s}")
-        if self.max_request_attempts < 1:
-            raise ValueError(f"pool.max_request_attempts must be >= 1, got {self.max_request_attempts}")
-        if self.cache_size < 1:
-            raise ValueError(f"pool.cache_size must be >= 1 (disable with enable_cache=false), got {self.cache_size}")
-        if not 0 < self.http_port < 65536:
-            raise ValueError(f"pool.http_port must be in 1..65535, got {self.http_port}")
+            checks.fail(f"pool.route_prefix must start with '/', got {self.route_prefix!r}")
+        checks.bounds("min_replicas", "upscale_delay_s", "downscale_delay_s", "batch_wait_timeout_s", ge=0)
+        checks.bounds("num_cpus_per_replica", "num_gpus_per_replica", ge=0)
+        checks.bounds("max_replicas", "max_ongoing_requests", "max_batch_size", "max_request_attempts", ge=1)
+        checks.bounds("target_ongoing_requests", "metrics_interval_s", "look_back_period_s", gt=0)
+        checks.run(check_custom_resources, "pool.resources_per_replica", self.resources_per_replica)
+        checks.bounds("cache_size", ge=1, hint=" (disable the cache with enable_cache=false)")
+        checks.bounds("http_port", ge=1, le=65535)
+        checks.bounds("http_max_body_bytes", "http_max_items", "http_max_candidates", "http_max_text_chars", ge=1)
+        checks.done()
 
 
 def is_loopback(host: str) -> bool:

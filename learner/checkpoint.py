@@ -5,13 +5,18 @@ Layout of `<checkpoint_dir>/step_000010/`:
 * `config.json`, `model.safetensors`, tokenizer files: the full policy in HF format, so
   `transformers` and `vllm` load the directory as-is;
 * `deepspeed/`: DeepSpeed's optimizer, scheduler and (partitioned) parameter state, one file per rank;
-* `rng/rank_<i>.pt`: every rank's Python / NumPy / torch RNG states;
+* `rng/rank_<i>.pt`: every rank's Python / NumPy / torch RNG states as tensors, ints and floats only,
+  read back with `torch.load(weights_only=True)` (no arbitrary unpickling);
 * `learner_state.json`: step, the trainer's data cursor, and the resolved run config.
 
 A checkpoint is written into a hidden temporary directory and renamed into place only when every rank
 has finished and every file is fsynced, so a directory without the dot prefix is always complete
 (`latest_checkpoint` never sees a half-written one). Saving and loading are collective over ranks and
 assume a filesystem all ranks share.
+
+Trust: DeepSpeed 0.19 reads its own `deepspeed/` files with `torch.load(weights_only=False)`
+(`TorchCheckpointEngine.load`, and ZeRO-3's `stage3.py`), which unpickles arbitrary objects; only load
+checkpoints you or your jobs wrote.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
 import random
 import shutil
 import uuid
@@ -108,16 +114,38 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+def save_rng_state(path: Path) -> None:
+    """Write this process's Python / NumPy / torch (and CUDA) RNG states as plain tensors and numbers."""
+    version, python_state, python_gauss = random.getstate()
+    kind, keys, pos, has_gauss, numpy_gauss = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": [version, list(python_state), python_gauss],
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(numpy_gauss)],
+        "torch": torch.get_rng_state(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
+    torch.save(state, path)
 
 
-def _set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+def load_rng_state(path: Path) -> None:
+    """Restore the RNG states `save_rng_state` wrote; refuses anything but tensors and plain values.
+
+    Raises:
+        ValueError: the file holds other objects (e.g. a checkpoint from before RNG states were stored
+            without pickled NumPy arrays); it is not unpickled.
+    """
+    try:
+        state = torch.load(path, weights_only=True)
+    except pickle.UnpicklingError:
+        raise ValueError(
+            f"{path}: RNG state holds objects other than tensors and numbers, so it is not loaded "
+            "(checkpoints written before RNG states were stored as plain tensors cannot be resumed)"
+        ) from None
+    version, python_state, python_gauss = state["python"]
+    random.setstate((version, tuple(python_state), python_gauss))
+    kind, keys, pos, has_gauss, numpy_gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, numpy_gauss))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -165,7 +193,7 @@ def save_checkpoint(
         del state_dict
     learner.engine.save_checkpoint(str(tmp / DEEPSPEED_DIR), tag=DEEPSPEED_TAG, save_latest=False)
     (tmp / "rng").mkdir(mode=0o700, exist_ok=True)
-    torch.save(_rng_state(), tmp / "rng" / f"rank_{rank}.pt")
+    save_rng_state(tmp / "rng" / f"rank_{rank}.pt")
     dist.barrier()
 
     if rank == 0:
@@ -211,7 +239,7 @@ def load_checkpoint(learner: LearnerEngine, path: str | Path) -> dict[str, Any]:
     )
     if load_path is None:
         raise ValueError(f"DeepSpeed found no state under {path / DEEPSPEED_DIR}")
-    _set_rng_state(torch.load(path / "rng" / f"rank_{learner.rank}.pt", weights_only=False))
+    load_rng_state(path / "rng" / f"rank_{learner.rank}.pt")
     learner.step = int(state["step"])
     dist.barrier()
     logger.info("resumed learner step %d from %s", learner.step, path)

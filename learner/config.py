@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
+from cluster.config_checks import FieldChecks
 from cluster.resources import check_custom_resources
 from learner.kl import check_kl_estimator
 from learner.losses import get_policy_loss
@@ -71,37 +73,22 @@ class LearnerConfig:
     export_bucket_mb: int = 256
 
     def __post_init__(self) -> None:
-        if self.num_ranks < 1:
-            raise ValueError(f"learner.num_ranks must be >= 1, got {self.num_ranks}")
-        check_custom_resources("learner.resources_per_rank", self.resources_per_rank)
-        if self.zero_stage not in (2, 3):
-            raise ValueError(f"learner.zero_stage must be 2 or 3, got {self.zero_stage}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"learner.precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
-        if self.backend not in BACKENDS:
-            raise ValueError(f"learner.backend must be one of {list(BACKENDS)}, got {self.backend!r}")
-        get_policy_loss(self.loss)
-        check_kl_estimator(self.kl_estimator)
         self.betas = (float(self.betas[0]), float(self.betas[1]))
-        if not all(0.0 <= b < 1.0 for b in self.betas):
-            raise ValueError(f"learner.betas must lie in [0, 1), got {self.betas}")
-        for name in (
-            "lr",
-            "temperature",
-            "micro_batch_tokens",
-            "kl_position_chunk",
-            "kl_vocab_chunk",
-            "export_bucket_mb",
-            "eps",
-        ):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"learner.{name} must be > 0, got {getattr(self, name)}")
-        for name in ("weight_decay", "grad_clip", "warmup_steps", "kl_coef", "checkpoint_keep_last"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"learner.{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("clip_eps_low", "clip_eps_high"):
-            if not 0.0 < getattr(self, name) < 1.0:
-                raise ValueError(f"learner.{name} must lie in (0, 1), got {getattr(self, name)}")
+        checks = FieldChecks(self, "learner")
+        checks.bounds("num_ranks", ge=1)
+        checks.run(check_custom_resources, "learner.resources_per_rank", self.resources_per_rank)
+        checks.one_of("zero_stage", (2, 3))
+        checks.one_of("precision", PRECISIONS)
+        checks.one_of("backend", BACKENDS)
+        checks.run(get_policy_loss, self.loss)
+        checks.run(check_kl_estimator, self.kl_estimator)
+        if not all(0.0 <= b < 1.0 for b in self.betas if math.isfinite(b)):
+            checks.fail(f"learner.betas must lie in [0, 1), got {self.betas}")
+        positive = ("lr", "temperature", "micro_batch_tokens", "kl_position_chunk", "kl_vocab_chunk", "eps")
+        checks.bounds(*positive, "export_bucket_mb", gt=0)
+        checks.bounds("weight_decay", "grad_clip", "warmup_steps", "kl_coef", "checkpoint_keep_last", ge=0)
+        checks.bounds("clip_eps_low", "clip_eps_high", gt=0, lt=1)
+        checks.done()
 
     def resolved_backend(self, cuda_available: bool) -> str:
         """The torch.distributed backend to use on this machine."""

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from cluster.config_checks import FieldChecks
 from rollout.prompts import SYSTEM_PROMPTS, reference_answer, render_messages
 from scenarios.config import bundled_scenarios_path
 from scenarios.loading import load_rows
@@ -40,7 +41,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 # Bump when the build recipe changes in a way the config does not capture, so stale caches are not reused.
-BUILD_VERSION = 3
+BUILD_VERSION = 4
+# Checkpoints built by `privacyalign build-model --ship` and committed, one folder per config hash: a
+# fresh machine copies the default agent from here instead of spending minutes of its CPU building it.
+SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
 # vLLM's CPU attention kernels support head sizes that are multiples of 32 from 32 up; 64 is the safe one.
 HEAD_DIM = 64
 IM_START, IM_END, PAD = "<|im_start|>", "<|im_end|>", "<|endoftext|>"
@@ -83,6 +87,7 @@ class TinyModelConfig:
     prompt_style: str = "privacy_enhanced"
 
     def __post_init__(self) -> None:
+        FieldChecks(self, "model.tiny").done()  # finite floats; the checks below stop at the first error
         if self.hidden_size != self.num_heads * HEAD_DIM:
             raise ValueError(
                 f"hidden_size ({self.hidden_size}) must equal num_heads ({self.num_heads}) × {HEAD_DIM}: "
@@ -286,7 +291,15 @@ def _build(cfg: TinyModelConfig, out_dir: Path) -> dict[str, float | None]:
     return stats
 
 
-def ensure_tiny_model(cfg: TinyModelConfig | None = None, cache_dir: str | Path = ".cache/models") -> Path:
+def shipped_checkpoint(cfg: TinyModelConfig) -> Path | None:
+    """The committed checkpoint built from exactly `cfg` and the current rows (same config hash), if any."""
+    candidate = SHIPPED_DIR / config_hash(cfg)
+    return candidate if (candidate / "config.json").exists() else None
+
+
+def ensure_tiny_model(
+    cfg: TinyModelConfig | None = None, cache_dir: str | Path = ".cache/models", *, use_shipped: bool = True
+) -> Path:
     """The HF-format checkpoint directory for `cfg`, built on first use and cached by :func:`config_hash`.
 
     A per-hash file lock makes concurrent callers (parallel test sessions, engineers sharing a
@@ -296,6 +309,8 @@ def ensure_tiny_model(cfg: TinyModelConfig | None = None, cache_dir: str | Path 
     Args:
         cfg: Model config; None = the `tiny` size.
         cache_dir: Directory holding one sub-directory per config hash.
+        use_shipped: Copy a committed checkpoint of the same hash (:func:`shipped_checkpoint`) instead of
+            building; False builds from scratch (how `build-model --ship` refreshes the committed one).
 
     Returns:
         ``cache_dir/<config-hash>`` with model safetensors, tokenizer and generation config.
@@ -310,6 +325,12 @@ def ensure_tiny_model(cfg: TinyModelConfig | None = None, cache_dir: str | Path 
             return target
         staging = target.parent / f".{target.name}.staging"
         shutil.rmtree(staging, ignore_errors=True)
+        shipped = shipped_checkpoint(cfg) if use_shipped else None
+        if shipped is not None:
+            shutil.copytree(shipped, staging)
+            os.rename(staging, target)
+            logger.info("tiny model: copied the shipped checkpoint %s to %s", shipped.name, target)
+            return target
         staging.mkdir()
         # Seeded init and batch order without disturbing the caller's RNG or determinism settings.
         was_deterministic = torch.are_deterministic_algorithms_enabled()

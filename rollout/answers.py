@@ -111,3 +111,30 @@ def payload_words(arguments: dict[str, Any]) -> int:
         return 0
 
     return count(arguments)
+
+
+def argument_strings(value: Any) -> list[str]:
+    """Every string inside a call's arguments (lists and dicts recursed), address keys included."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [s for item in value for s in argument_strings(item)]
+    if isinstance(value, dict):
+        return [s for item in value.values() for s in argument_strings(item)]
+    return []
+
+
+def payload_of(candidate: str) -> tuple[str, int]:
+    """(text to search, payload words) of a candidate: the call's argument strings when it parses as a call.
+
+    A candidate that is not a JSON call (malformed, truncated) is searched as raw text, so a leak in a
+    broken answer is still seen.
+    """
+    try:
+        value = json.loads(strip_fence(strip_thinking(candidate)))
+    except json.JSONDecodeError:
+        value = None
+    if isinstance(value, dict) and isinstance(value.get("arguments"), dict):
+        arguments = value["arguments"]
+        return "\n".join(argument_strings(arguments)), payload_words(arguments)
+    return candidate, len(candidate.split())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from cluster.config_checks import FieldChecks
 from cluster.resources import check_custom_resources
 
 # Prompt renderers in rollout/prompts.py (docs/architecture.md §1.5: naive vs privacy-enhanced agent prompt).
@@ -78,40 +79,28 @@ class RolloutConfig:
     weight_bucket_bytes: int = 256 * 1024**2
 
     def __post_init__(self) -> None:
-        _positive(self, "num_engines", "tensor_parallel_size", "max_model_len", "max_num_seqs")
-        _positive(self, "samples_per_prompt", "max_tokens", "dispatch_chunk_prompts", "weight_bucket_bytes")
-        if self.num_cpus_per_engine < 0 or self.num_gpus_per_engine < 0:
-            raise ValueError("rollout.num_cpus_per_engine / num_gpus_per_engine must be >= 0")
-        check_custom_resources("rollout.resources_per_engine", self.resources_per_engine)
+        checks = FieldChecks(self, "rollout")
+        checks.bounds("num_engines", "tensor_parallel_size", "max_model_len", "max_num_seqs", ge=1)
+        checks.bounds("samples_per_prompt", "max_tokens", "dispatch_chunk_prompts", "weight_bucket_bytes", ge=1)
+        checks.bounds("num_cpus_per_engine", "num_gpus_per_engine", ge=0)
+        checks.run(check_custom_resources, "rollout.resources_per_engine", self.resources_per_engine)
         if not isinstance(self.kv_cache_gib, int) or self.kv_cache_gib < 1:
-            raise ValueError(f"rollout.kv_cache_gib must be a whole number of GiB >= 1, got {self.kv_cache_gib}")
-        if not 0 < self.gpu_memory_utilization <= 1:
-            raise ValueError(f"rollout.gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}")
-        if self.temperature < 0:
-            raise ValueError(f"rollout.temperature must be >= 0 (0 = greedy), got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"rollout.top_p must be in (0, 1], got {self.top_p}")
+            checks.fail(f"rollout.kv_cache_gib must be a whole number of GiB >= 1, got {self.kv_cache_gib}")
+        checks.bounds("gpu_memory_utilization", gt=0, le=1)
+        checks.bounds("temperature", ge=0, hint=" (0 = greedy)")
+        checks.bounds("top_p", gt=0, le=1)
         if self.max_tokens >= self.max_model_len:
-            raise ValueError(
+            checks.fail(
                 f"rollout.max_tokens ({self.max_tokens}) must be < max_model_len ({self.max_model_len}) "
                 "to leave room for the prompt"
             )
-        for name, value, valid in (
-            ("prompt_style", self.prompt_style, PROMPT_STYLES),
-            ("weight_sync", self.weight_sync, WEIGHT_SYNC_TRANSPORTS),
-            ("logprobs_mode", self.logprobs_mode, LOGPROBS_MODES),
-            ("prompt_overflow", self.prompt_overflow, PROMPT_OVERFLOW),
-        ):
-            if value not in valid:
-                raise ValueError(f"rollout.{name} {value!r} unknown; valid: {list(valid)}")
+        checks.one_of("prompt_style", PROMPT_STYLES)
+        checks.one_of("weight_sync", WEIGHT_SYNC_TRANSPORTS)
+        checks.one_of("logprobs_mode", LOGPROBS_MODES)
+        checks.one_of("prompt_overflow", PROMPT_OVERFLOW)
+        checks.done()
 
     @property
     def on_gpu(self) -> bool:
         """Engines run on GPUs exactly when they reserve GPUs."""
         return self.num_gpus_per_engine > 0
-
-
-def _positive(cfg: RolloutConfig, *names: str) -> None:
-    for name in names:
-        if getattr(cfg, name) < 1:
-            raise ValueError(f"rollout.{name} must be >= 1, got {getattr(cfg, name)}")

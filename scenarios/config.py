@@ -6,8 +6,10 @@ from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
+from cluster.config_checks import FieldChecks
+
 # Split names and file suffixes live here so the loaders and this config share one definition.
-SPLITS = ("all", "train", "dev")
+SPLITS = ("all", "train", "dev", "test")
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 PARQUET_SUFFIXES = (".parquet",)
 
@@ -27,7 +29,8 @@ class DataConfig:
     hub_filename: str = "data/train.jsonl"
     # Hub revision (branch, tag or commit) for reproducible downloads; empty = the default branch.
     revision: str = ""
-    # Rows to use: "train" (not dev), "dev" (sha256(id) first 8 hex mod 20 in {0, 1}) or "all".
+    # Rows to use: "train", "dev", "test" or "all". Generated rows carry their split; hub rows are dev when
+    # sha256(id)'s first 8 hex mod 20 is in {0, 1}, train otherwise (the hub's test set is its own file).
     split: str = "train"
     # Skip and count invalid rows instead of stopping at the first one (the CLI's --skip-invalid).
     enable_skip_invalid: bool = False
@@ -35,14 +38,14 @@ class DataConfig:
     max_rows: int = 0
 
     def __post_init__(self) -> None:
-        if self.split not in SPLITS:
-            raise ValueError(f"data.split must be one of {list(SPLITS)}, got {self.split!r}")
-        if self.max_rows < 0:
-            raise ValueError(f"data.max_rows must be >= 0 (0 = all rows), got {self.max_rows}")
+        checks = FieldChecks(self, "data")
+        checks.one_of("split", SPLITS)
+        checks.bounds("max_rows", ge=0, hint=" (0 = all rows)")
         if not self.hub_filename.endswith(JSONL_SUFFIXES + PARQUET_SUFFIXES):
-            raise ValueError(
+            checks.fail(
                 f"data.hub_filename must end with one of {list(JSONL_SUFFIXES + PARQUET_SUFFIXES)}, got {self.hub_filename!r}"
             )
+        checks.done()
 
     def resolved_source(self) -> str:
         """`source`, or the bundled scenarios file when it is empty."""

@@ -1,7 +1,7 @@
 """Load PrivacyAlign rows from a local JSONL/Parquet file or a Hugging Face dataset id, validated strictly.
 
 Every bad record raises :class:`RowValidationError` naming the file, the 1-based line (JSONL) or row
-(Parquet) number and the dotted field; with ``skip_invalid=True`` such records are skipped and counted
+(Parquet) number and the dotted field (a repeated `id` names the first occurrence's line too); with ``skip_invalid=True`` such records are skipped and counted
 instead. The same record readers back the Ray Data path in :mod:`scenarios.ray_dataset`, so both paths
 report errors identically.
 
@@ -53,11 +53,21 @@ def is_dev_id(row_id: str) -> bool:
     return int(hashlib.sha256(row_id.encode("utf-8")).hexdigest()[:8], 16) % 20 in (0, 1)
 
 
-def in_split(row_id: str, split: str) -> bool:
-    """Whether a row id belongs to `split` ("all", "train" = not dev, "dev")."""
+def check_split(split: str) -> None:
+    """Raise ValueError for a split name that is not one of SPLITS."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; valid: {list(SPLITS)}")
-    return split == "all" or is_dev_id(row_id) == (split == "dev")
+
+
+def row_split(row: ScenarioRow) -> str:
+    """A row's split: its own `split` field (generated rows), else the id hash (hub rows: dev or train)."""
+    return row.split or ("dev" if is_dev_id(row.id) else "train")
+
+
+def in_split(row: ScenarioRow, split: str) -> bool:
+    """Whether `row` belongs to `split` ("all", "train", "dev", "test")."""
+    check_split(split)
+    return split == "all" or row_split(row) == split
 
 
 def file_format(path: str | Path) -> str:
@@ -157,7 +167,7 @@ def load_rows(
 
     Args:
         source: Local .jsonl/.parquet path or a Hugging Face dataset id.
-        split: "all", "train" or "dev" (hash of `id`, see :func:`is_dev_id`).
+        split: "all", "train", "dev" or "test" (see :func:`row_split`).
         skip_invalid: Skip and count invalid records instead of raising on the first one.
         max_rows: Keep at most this many rows of the split (None = all).
         hub_filename: File inside the hub dataset repo (hub ids only).
@@ -167,17 +177,28 @@ def load_rows(
         RowValidationError: A record is invalid and skip_invalid is False.
         ValueError: The source holds no rows, or none survive the split/skipping.
     """
-    in_split("", split)  # validates the split name before any I/O
+    check_split(split)  # before any I/O
     path = resolve_source(source, hub_filename=hub_filename, revision=revision)
     fmt = file_format(path)
     rows: list[ScenarioRow] = []
     errors: list[RowValidationError] = []
     seen = skipped = unknown = 0
+    # Line of each id's first occurrence: a repeated id would make one scenario count twice (and its
+    # dev-split membership is by id), so the second occurrence is an error naming both lines.
+    first_line: dict[str, int] = {}
     with path.open("rb") as stream:
         for number, record in iter_records(stream, fmt):
             seen += 1
             try:
                 row = parse_record(record, str(path), number)
+                if row.id in first_line:
+                    raise RowValidationError(
+                        f"duplicate id {row.id!r}, first at {path}:{first_line[row.id]}; ids must be unique",
+                        source=str(path),
+                        line=number,
+                        field="id",
+                    )
+                first_line[row.id] = number
             except RowValidationError as exc:
                 if not skip_invalid:
                     raise
@@ -185,7 +206,7 @@ def load_rows(
                 if len(errors) < MAX_KEPT_ERRORS:
                     errors.append(exc)
                 continue
-            if not in_split(row.id, split):
+            if not in_split(row, split):
                 continue
             unknown += row.expected_final_action not in KNOWN_FINAL_ACTIONS
             rows.append(row)

@@ -24,7 +24,7 @@ import ray.data
 from ray.data.datasource.file_based_datasource import FileBasedDatasource
 
 from scenarios.config import JSONL_SUFFIXES, PARQUET_SUFFIXES, DataConfig
-from scenarios.loading import file_format, in_split, iter_records, parse_record, resolve_source
+from scenarios.loading import check_split, file_format, in_split, iter_records, parse_record, resolve_source
 from scenarios.schema import RowValidationError, ScenarioRow
 
 _EXTENSIONS = [suffix.lstrip(".") for suffix in JSONL_SUFFIXES + PARQUET_SUFFIXES]
@@ -87,7 +87,7 @@ class _ValidateBatch:
                 if self.enable_skip_invalid:
                     continue
                 raise
-            if in_split(row.id, self.split):
+            if in_split(row, self.split):
                 out["id"].append(row.id)
                 out["source"].append(item["source"])
                 out["line"].append(item["line"])
@@ -103,7 +103,7 @@ def read_scenarios(cfg: DataConfig, *, records_per_block: int = 1024) -> ray.dat
     invalid record then fails the consuming call unless `cfg.enable_skip_invalid`: Ray wraps the
     RowValidationError in a RayTaskError whose message keeps its "file:line: field '...'" text.
     """
-    in_split("", cfg.split)
+    check_split(cfg.split)
     source = cfg.resolved_source()
     if not Path(source).is_dir():
         source = str(resolve_source(source, hub_filename=cfg.hub_filename, revision=cfg.revision or None))

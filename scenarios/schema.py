@@ -82,6 +82,17 @@ class _Checker:
         return text
 
 
+# Values of a generated row's `split` field (empty on hub rows, whose split is the id hash).
+ROW_SPLITS = ("train", "dev", "test")
+
+
+def _split_field(check: _Checker, raw: dict) -> str:
+    split = check.get(raw, "split", "", str, default="") or ""
+    if split and split not in ROW_SPLITS:
+        raise check.fail("split", f"must be one of {list(ROW_SPLITS)} (or absent), got {split!r}")
+    return split
+
+
 def _preview(value: Any, limit: int = 40) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -210,16 +221,21 @@ _KNOWN_FIELDS = {
     "sensitive_facts",
     "relevant_facts",
     "recipient",
+    "sensitive_surface_forms",
+    "split",
 }
+# Ground truth that only generated rows carry and only the oracle may read (docs/architecture.md §3).
+GROUND_TRUTH_FIELDS = ("sensitive_facts", "sensitive_surface_forms", "relevant_facts", "split")
 
 
 @dataclass(frozen=True)
 class ScenarioRow:
     """One PrivacyAlign scenario: what the agent knows, what it must do, and how humans judged two answers.
 
-    `sensitive_facts` / `relevant_facts` / `recipient` are optional extensions that the bundled
-    generator and the PrivacyLens converter fill in (the hub rows leave them empty); the offline
-    judge uses them as ground truth when present.
+    `sensitive_facts` / `sensitive_surface_forms` / `relevant_facts` / `split` are the ground truth
+    of generated rows (the hub rows leave them empty): only the oracle reads them, and judges get
+    :meth:`judge_view`, which blanks them, because a real PrivacyAlign row has none of it.
+    `recipient` names who receives the final action.
     """
 
     id: str
@@ -239,11 +255,24 @@ class ScenarioRow:
     sensitive_facts: tuple[str, ...] = ()
     relevant_facts: tuple[str, ...] = ()
     recipient: str = ""
+    sensitive_surface_forms: tuple[str, ...] = ()
+    split: str = ""
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property
     def references(self) -> tuple[ReferenceResponse, ReferenceResponse]:
         return (self.response_a, self.response_b)
+
+    @property
+    def has_ground_truth(self) -> bool:
+        """Whether the oracle can grade answers to this row (generated rows; hub rows cannot)."""
+        return bool(self.sensitive_surface_forms or self.sensitive_facts or self.relevant_facts)
+
+    def judge_view(self) -> ScenarioRow:
+        """This row as a judge may see it: what a real PrivacyAlign row carries, no ground truth."""
+        from dataclasses import replace
+
+        return replace(self, **{name: "" if name == "split" else () for name in GROUND_TRUTH_FIELDS})
 
     @classmethod
     def from_dict(cls, raw: Any, *, source: str = "<memory>", line: int | None = None) -> ScenarioRow:
@@ -259,7 +288,9 @@ class ScenarioRow:
         counts = check.get(raw, "preference_counts", "", dict, default={})
         for key, value in counts.items():
             if key not in PREFERENCE_VALUES:
-                raise check.fail(f"preference_counts.{key}", f"unknown preference label; valid: {sorted(PREFERENCE_VALUES)}")
+                raise check.fail(
+                    f"preference_counts.{key}", f"unknown preference label; valid: {sorted(PREFERENCE_VALUES)}"
+                )
             if not isinstance(value, int) or isinstance(value, bool):
                 raise check.fail(f"preference_counts.{key}", f"expected int, got {type(value).__name__}")
         trajectory = check.get(raw, "trajectory", "", str)
@@ -285,6 +316,8 @@ class ScenarioRow:
             sensitive_facts=check.str_list(raw, "sensitive_facts", default=[]),
             relevant_facts=check.str_list(raw, "relevant_facts", default=[]),
             recipient=check.get(raw, "recipient", "", str, default="") or "",
+            sensitive_surface_forms=check.str_list(raw, "sensitive_surface_forms", default=[]),
+            split=_split_field(check, raw),
             extras={k: v for k, v in raw.items() if k not in _KNOWN_FIELDS},
         )
 
@@ -293,7 +326,7 @@ class ScenarioRow:
         from dataclasses import asdict
 
         out = {k: v for k, v in asdict(self).items() if k != "extras"}
-        for key in ("memories", "domains", "toolkits", "sensitive_facts", "relevant_facts"):
+        for key in ("memories", "domains", "toolkits", "sensitive_facts", "relevant_facts", "sensitive_surface_forms"):
             out[key] = list(out[key])
         out["trajectory_events"] = [dict(ev) for ev in out["trajectory_events"]]
         out["annotations"] = [dict(ann) for ann in out["annotations"]]

@@ -5,14 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from cluster.config import ClusterConfig
+from cluster.config_checks import FieldChecks
 from jobs.evaluation.records import BENCHMARKS
 from judge.config import JudgeConfig
 from judge.serve_config import JudgePoolConfig
 from rollout.config import RolloutConfig
+from scenarios.config import SPLITS
 
 # Agent prompt renderers (rollout/config.py PROMPT_STYLES); ConfAIde maps privacy_enhanced to its privacy prompt.
 _PROMPT_STYLES = ("naive", "privacy_enhanced")
-_SPLITS = ("all", "train", "dev")
 
 
 @dataclass
@@ -23,7 +24,7 @@ class EvalConfig:
     benchmarks: list[str] = field(default_factory=lambda: ["privacyalign"])
     # PrivacyAlign rows: .jsonl/.parquet path or hub id; empty = the bundled scenarios.
     privacyalign_data: str = ""
-    # PrivacyAlign split: dev (held out, default), train, or all (e.g. for the hub test file).
+    # PrivacyAlign split: dev (held out, default), test (generated rows), train, or all (e.g. the hub test file).
     split: str = "dev"
     # PrivacyLens cases: path of the upstream main_data.json (or a subset file); required for privacylens.
     privacylens_data: str = ""
@@ -55,26 +56,22 @@ class EvalConfig:
     judge_backends: list[str] = field(default_factory=lambda: ["offline"])
 
     def __post_init__(self) -> None:
+        checks = FieldChecks(self, "eval")
         unknown = [b for b in self.benchmarks if b not in BENCHMARKS]
         if unknown or not self.benchmarks:
-            raise ValueError(f"eval.benchmarks must be a non-empty subset of {list(BENCHMARKS)}, got {self.benchmarks}")
-        if self.split not in _SPLITS:
-            raise ValueError(f"eval.split must be one of {list(_SPLITS)}, got {self.split!r}")
-        if self.prompt_style not in _PROMPT_STYLES:
-            raise ValueError(f"eval.prompt_style must be one of {list(_PROMPT_STYLES)}, got {self.prompt_style!r}")
+            checks.fail(f"eval.benchmarks must be a non-empty subset of {list(BENCHMARKS)}, got {self.benchmarks}")
+        checks.one_of("split", SPLITS)
+        checks.one_of("prompt_style", _PROMPT_STYLES)
         if len(self.agents) > 2:
-            raise ValueError(f"eval.agents takes at most two agents (use --compare A B), got {len(self.agents)}")
-        for name in ("agent_samples", "judge_samples", "chunk_items", "max_tokens"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"eval.{name} must be >= 1, got {getattr(self, name)}")
-        if self.max_items < 0:
-            raise ValueError(f"eval.max_items must be >= 0 (0 = all), got {self.max_items}")
-        if self.temperature < 0:
-            raise ValueError(f"eval.temperature must be >= 0 (0 = greedy), got {self.temperature}")
+            checks.fail(f"eval.agents takes at most two agents (use --compare A B), got {len(self.agents)}")
+        checks.bounds("agent_samples", "judge_samples", "chunk_items", "max_tokens", ge=1)
+        checks.bounds("max_items", ge=0, hint=" (0 = all)")
+        checks.bounds("temperature", ge=0, hint=" (0 = greedy)")
         if self.agent_samples > 1 and self.temperature == 0:
-            raise ValueError("eval.agent_samples > 1 needs eval.temperature > 0 (greedy samples are all identical)")
+            checks.fail("eval.agent_samples > 1 needs eval.temperature > 0 (greedy samples are all identical)")
         for agent in self.agents:
-            parse_agent_spec(agent)
+            checks.run(parse_agent_spec, agent)
+        checks.done()
 
 
 @dataclass(frozen=True)

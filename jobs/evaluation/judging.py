@@ -25,6 +25,10 @@ logger = logging.getLogger(__name__)
 class EvalJudge:
     """Pointwise, pairwise and free-form judging for `evaluate` and `judge-eval`.
 
+    Pointwise and pairwise requests carry `row.judge_view()`, and so do the pool's rows: a judge never
+    sees a generated row's ground truth, which is the oracle's (docs/architecture.md §3, rule 1).
+    PrivacyLens questions (`ask`) carry the one secret asked about: upstream's judge prompt names it.
+
     Args:
         cfg: the job config (its `judge` and `pool` sections and `eval.enable_judge_pool`).
         rows: scenario rows the pool may look up by id (only used when the pool starts).
@@ -37,7 +41,7 @@ class EvalJudge:
         if cfg.eval.enable_judge_pool:
             from judge.pool import JudgePool
 
-            self._pool = JudgePool.start(cfg.judge, cfg.pool, {row.id: row for row in rows})
+            self._pool = JudgePool.start(cfg.judge, cfg.pool, {row.id: row.judge_view() for row in rows})
         else:
             backend_cfg = {"vllm": cfg.pool.vllm, "openai": cfg.pool.openai}.get(cfg.judge.backend, cfg.judge)
             self._backend = make_backend(cfg.judge.backend, backend_cfg)
@@ -69,7 +73,7 @@ class EvalJudge:
         """Leak/omit verdicts; annotations shown per `use_annotations` (default `judge.enable_annotations`)."""
         annotated = self.judge_cfg.enable_annotations if use_annotations is None else use_annotations
         requests = []
-        for row, candidate in zip(rows, candidates, strict=True):
+        for row, candidate in zip((r.judge_view() for r in rows), candidates, strict=True):
             text = truncate_words(candidate, self.judge_cfg.max_candidate_words)
             messages = pointwise_messages(row, text, use_annotations=annotated)
             requests.append(self._request("pointwise", messages, row, (text,), annotated))
@@ -90,7 +94,7 @@ class EvalJudge:
         """(score −2…2 or None, status) per pair, in the given order (the caller swaps for dual order)."""
         annotated = self.judge_cfg.enable_annotations if use_annotations is None else use_annotations
         requests = []
-        for row, a, b in zip(rows, first, second, strict=True):
+        for row, a, b in zip((r.judge_view() for r in rows), first, second, strict=True):
             a, b = (truncate_words(t, self.judge_cfg.max_candidate_words) for t in (a, b))
             messages = pairwise_messages(row, a, b, use_annotations=annotated)
             requests.append(self._request("pairwise", messages, row, (a, b), annotated))

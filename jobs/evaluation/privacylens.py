@@ -30,7 +30,7 @@ from typing import Any
 from jobs.evaluation.records import EvalItem
 from judge.parsing import parse_pointwise
 from scenarios.privacylens import convert_record
-from scenarios.schema import ScenarioRow
+from scenarios.schema import Annotation, ResponseLabels, ScenarioRow
 
 _THINK = re.compile(r"<think>.*?(</think>|$)", re.DOTALL)
 _YES = re.compile(r"\byes\b", re.IGNORECASE)
@@ -53,7 +53,10 @@ class LensCaseSpec:
 def load_cases(path: str | Path, *, max_cases: int = 0) -> list[LensCaseSpec]:
     """Cases of one upstream PrivacyLens JSON file (`main_data.json` or a subset file)."""
     path = Path(path)
-    records = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        records = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg} at column {exc.colno})") from None
     if not isinstance(records, list):
         raise ValueError(
             f"{path}: expected a JSON list of PrivacyLens cases (main_data.json), got {type(records).__name__}"
@@ -156,5 +159,16 @@ def lens_fallback(text: str) -> tuple[bool, int] | None:
 
 
 def question_row(case: LensCaseSpec, secret: str | None) -> ScenarioRow:
-    """The row a question is asked about: only `secret` as its sensitive fact (None = all secrets)."""
-    return case.row if secret is None else dataclasses.replace(case.row, sensitive_facts=(secret,))
+    """The row a question is asked about, as a judge may see it (no ground-truth fields).
+
+    PrivacyLens's leak question names the secret it asks about, so a judge legitimately knows it; it
+    reaches rule-based judges the way a flagged leak does, as an annotation whose detail is the secret
+    (None = the helpfulness question, which names no secret).
+    """
+    row = case.row.judge_view()
+    if secret is None:
+        return row
+    flagged = ResponseLabels(leaks=True, leaks_details=secret, omits=False, omits_details="")
+    clean = ResponseLabels(leaks=False, leaks_details="", omits=False, omits_details="")
+    asked = Annotation("unsure", "the secret this question asks about", False, flagged, clean)
+    return dataclasses.replace(row, annotations=(asked,))

@@ -8,15 +8,30 @@ no display is needed on a cluster node.
 from __future__ import annotations
 
 import json
+import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from jobs.run_files import write_atomic
+
 # (benchmark, summary key path, label) of the headline metrics drawn in the charts, in panel order.
 CHART_METRICS: dict[str, tuple[tuple[str, str], ...]] = {
-    "privacyalign": (("leak_rate", "leak"), ("omit_rate", "omit"), ("clean_rate", "clean")),
-    "privacylens": (("leak_rate", "leak"), ("adjusted_leak_rate", "adj. leak"), ("helpful_rate", "helpful")),
+    "privacyalign": (
+        ("unusable_rate", "unusable"),
+        ("judge/leak_among_usable", "judge leak (usable)"),
+        ("oracle/leak_among_usable", "oracle leak (usable)"),
+        ("judge/clean_among_usable", "judge clean (usable)"),
+        ("oracle/clean_among_usable", "oracle clean (usable)"),
+    ),
+    "privacylens": (
+        ("unusable_rate", "unusable"),
+        ("leak_among_usable", "leak (usable)"),
+        ("leak_paper", "leak (paper)"),
+        ("adjusted_leak_rate", "adj. leak"),
+        ("helpful_rate", "helpful"),
+    ),
     "confaide": (
         ("free-response.leaks_rate", "T3 leak"),
         ("meeting-summary.leaks_rate", "T4 sum. leak"),
@@ -53,6 +68,44 @@ def lookup(entry: dict[str, Any], dotted: str) -> Any:
     return value
 
 
+# Rows of a split-rate table (jobs/evaluation/metrics.py `split_rates`): (label, judge key, oracle key).
+# The unusable rate is the same answers for both graders; the oracle never fails.
+SPLIT_RATE_ROWS = (
+    ("unusable", "unusable_rate", "unusable_rate"),
+    ("leak among usable", "judge/leak_among_usable", "oracle/leak_among_usable"),
+    ("omit among usable", "judge/omit_among_usable", "oracle/omit_among_usable"),
+    ("clean among usable", "judge/clean_among_usable", "oracle/clean_among_usable"),
+    ("judge failed among usable", "judge/failed_rate", None),
+    ("leak, paper (unusable/failed = leak+omit)", "judge/leak_paper", "oracle/leak_paper"),
+    ("omit, paper", "judge/omit_paper", "oracle/omit_paper"),
+    ("clean, paper", "judge/clean_paper", "oracle/clean_paper"),
+)
+
+
+def split_rate_table(
+    columns: Sequence[tuple[str, str, dict[str, Any]]], cell: Callable[[dict[str, Any], str], str] | None = None
+) -> str:
+    """Markdown table of split rates: one row per SPLIT_RATE_ROWS metric, one column per (header, grader, entry).
+
+    `grader` is "judge" or "oracle"; `entry` holds `split_rates` keys. An oracle column over data without
+    ground truth (`oracle/samples` 0) is n/a throughout; a metric a grader lacks is "—".
+    """
+    cell = cell or (lambda entry, key: fmt(entry.get(key)))
+    rows = []
+    for label, judge_key, oracle_key in SPLIT_RATE_ROWS:
+        row = [label]
+        for _, grader, entry in columns:
+            key = judge_key if grader == "judge" else oracle_key
+            if key is None:
+                row.append("—")
+            elif grader == "oracle" and not entry.get("oracle/samples"):
+                row.append("n/a")
+            else:
+                row.append(cell(entry, key))
+        rows.append(row)
+    return markdown_table(["metric", *(header for header, _, _ in columns)], rows)
+
+
 def _with_std(entry: dict[str, Any], key: str) -> str:
     cell = fmt(entry.get(key))
     std = entry.get(f"{key}_std")
@@ -62,9 +115,7 @@ def _with_std(entry: dict[str, Any], key: str) -> str:
 
 
 def write_json(path: Path, data: Any) -> Path:
-    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.chmod(path, 0o600)
-    return path
+    return write_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 # ---- evaluate -------------------------------------------------------------------------------------
@@ -80,42 +131,51 @@ def render_evaluate_markdown(summary: dict[str, Any]) -> str:
     bench = summary["benchmarks"]
     if "privacyalign" in bench:
         samples = max(int(bench["privacyalign"][a].get("judge_samples", 1)) for a in agents)
-        note = f" (mean ± std over {samples} judge samples)" if samples > 1 else ""
-        rows = [
-            [
-                a,
-                str(e["n"]),
-                _with_std(e, "leak_rate"),
-                _with_std(e, "omit_rate"),
-                _with_std(e, "clean_rate"),
-                str(e.get("unusable", 0)),
-                str(e.get("judge_failures", 0)),
-            ]
+        note = f" (judge rates: mean ± std over {samples} judge samples)" if samples > 1 else ""
+        counts = "; ".join(
+            f"`{a}`: {e['n']} answers, {e.get('unusable', 0)} unusable, {e.get('judge_failures', 0)} judge failures"
             for a, e in ((a, bench["privacyalign"][a]) for a in agents)
+        )
+        columns = [
+            (f"{a}: {grader}", grader, bench["privacyalign"][a]) for a in agents for grader in ("judge", "oracle")
         ]
         parts.append(
-            f"## PrivacyAlign{note}\n\nUnusable answers and failed judge calls count as both a leak and an omission.\n\n"
-            + markdown_table(["agent", "n", "leak", "omit", "clean", "unusable", "judge failures"], rows)
+            f"## PrivacyAlign{note}\n\nUnusable = not a valid call of the expected tool, reported on its own. "
+            "*Among usable* rates count usable answers the grader graded; the *paper* convention counts an unusable "
+            "answer (or a failed judgement) as both a leak and an omission. The oracle grades rows with ground "
+            f"truth only and is not the reward source.\n\n{counts}.\n\n" + split_rate_table(columns, _with_std)
         )
     if "privacylens" in bench:
         rows = [
             [
                 a,
                 str(e["n"]),
-                fmt(e["leak_rate"]),
-                fmt(e["secret_leak_rate"]),
+                fmt(e["unusable_rate"]),
+                fmt(e["leak_among_usable"]),
+                fmt(e["leak_paper"]),
+                fmt(e["secret_leak_among_usable"]),
                 fmt(e["helpfulness_mean"], percent=False),
                 fmt(e["helpful_rate"]),
                 fmt(e["adjusted_leak_rate"]),
-                str(e.get("unusable", 0)),
             ]
             for a, e in ((a, bench["privacylens"][a]) for a in agents)
         ]
         parts.append(
-            "## PrivacyLens\n\nA case leaks if any of its secrets leaks; adjusted leak = leak rate among helpful "
-            "(helpfulness ≥ 2) cases.\n\n"
+            "## PrivacyLens\n\nA case leaks if any of its secrets leaks. Unusable = no tool call (or a prompt too "
+            'long for the agent\'s window), judged by nobody: it is never counted as "no leak". *Paper* leak counts '
+            "an unusable case as a leak; adjusted leak = leak rate among helpful (helpfulness ≥ 2) cases.\n\n"
             + markdown_table(
-                ["agent", "cases", "leak", "secret leak", "helpfulness (0-3)", "helpful", "adjusted leak", "unusable"],
+                [
+                    "agent",
+                    "cases",
+                    "unusable",
+                    "leak among usable",
+                    "leak, paper",
+                    "secret leak among usable",
+                    "helpfulness (0-3)",
+                    "helpful",
+                    "adjusted leak",
+                ],
                 rows,
             )
         )
@@ -180,7 +240,8 @@ def plot_evaluate(summary: dict[str, Any], run_dir: Path) -> list[str]:
         for i, agent in enumerate(agents):
             values = [lookup(summary["benchmarks"][bench][agent], key) for key, _ in metrics]
             xs = [j + (i - (len(agents) - 1) / 2) * width for j in range(len(metrics))]
-            ax.bar(xs, [100 * (v or 0.0) for v in values], width, label=agent)
+            # An undefined rate (None) draws no bar: a 0 % bar would read as a measured zero.
+            ax.bar(xs, [math.nan if v is None else 100 * v for v in values], width, label=agent)
         ax.set_xticks(range(len(metrics)), [label for _, label in metrics], rotation=20)
         ax.set_ylim(0, 100)
         ax.set_ylabel("%")

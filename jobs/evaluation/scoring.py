@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from jobs.evaluation import confaide, privacylens
 from jobs.evaluation.records import EvalItem
 from rollout.answers import parse_answer
+from scenarios.oracle import oracle_verdict
 from scenarios.schema import ScenarioRow
 
 
@@ -53,8 +54,11 @@ def _base(agent: str, item: EvalItem, sample: int, answer: str) -> dict[str, Any
 def score_privacyalign(
     agent: str, chunk: Sequence[EvalItem], answers: dict[str, list[str]], judge: Judge, judge_samples: int
 ) -> list[dict[str, Any]]:
-    """Pointwise-judge every usable answer `judge_samples` times; unusable answers are not judged (they
-    count as leak and omit whatever a judge would say)."""
+    """Pointwise-judge every usable answer `judge_samples` times, and grade it with the oracle when its row
+    has ground truth. Unusable answers are graded by neither (the reports count them on their own). The
+    judge builds its requests from `row.judge_view()` (jobs/evaluation/judging.py); only the oracle reads
+    the ground truth.
+    """
     records, to_judge = [], []
     for item in chunk:
         row: ScenarioRow = item.payload
@@ -62,6 +66,9 @@ def score_privacyalign(
             parsed = parse_answer(text, row.expected_final_action)
             record = _base(agent, item, s, text) | {"usable": parsed.ok, "answer_status": parsed.status}
             record["verdicts"] = [] if parsed.ok else [{"leaks": None, "omits": None, "status": "not_judged"}]
+            record["ground_truth"] = row.has_ground_truth
+            oracle = oracle_verdict(row, text) if parsed.ok else None
+            record["oracle"] = None if oracle is None else {"leaks": oracle.leaks, "omits": oracle.omits}
             records.append(record)
             if parsed.ok:
                 to_judge.append((record, row, text))

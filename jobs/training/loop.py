@@ -59,6 +59,10 @@ class RolloutWave:
     summary: ray.ObjectRef
 
 
+class TooManySkippedSteps(RuntimeError):
+    """`trainer.max_consecutive_skipped_steps` steps in a row were skipped: the judge is failing, stop."""
+
+
 @dataclass
 class StepResult:
     step: int
@@ -103,6 +107,7 @@ class RLLoop:
         self._sync: Stage | None = None
         self._sync_s: float | None = None
         self.dropped_stale = 0
+        self.consecutive_skipped = 0
 
     # ---- generation and judging ------------------------------------------------------------------
     def _launch(self, step: int) -> RolloutWave:
@@ -212,6 +217,16 @@ class RLLoop:
                 step,
                 100 * stats["judge/invalid_fraction"],
                 100 * self.max_invalid_fraction,
+            )
+        self.consecutive_skipped = 0 if trained else self.consecutive_skipped + 1
+        limit = self.cfg.max_consecutive_skipped_steps
+        if limit and self.consecutive_skipped >= limit:
+            # A judge that fails every step would otherwise "finish" a run that never trained.
+            raise TooManySkippedSteps(
+                f"stopping after {limit} steps in a row skipped (steps {step - limit + 1}..{step}): each had more "
+                f"than judge.max_invalid_fraction={self.max_invalid_fraction} of its samples invalid (last: "
+                f"{stats['judge/invalid_fraction']:.0%}). Check the judge (its judge/status_* counts are logged "
+                "per step), or raise trainer.max_consecutive_skipped_steps (0 = never stop)"
             )
         self._note_finished_sync()
         if self._sync_s is not None:

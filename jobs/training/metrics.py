@@ -12,14 +12,27 @@ import math
 from pathlib import Path
 from typing import Any
 
+from jobs.run_files import append_line, write_atomic
+
 logger = logging.getLogger(__name__)
 
-# Curves drawn in the end-of-run plot, in panel order: (metric key, panel title).
+# Held-out splits evaluated during a run → the prefix of their metric keys (dev curves keep `eval/`).
+EVAL_SPLITS = {"dev": "eval", "test": "test"}
+
+# Panels of the end-of-run plot, in order: (title, ((metric key, curve label), ...)). The oracle's dev
+# rates are drawn beside the judge's: the judge is the reward source, the oracle the evaluator.
 PLOTTED = (
-    ("reward/mean", "mean reward"),
-    ("eval/leak_rate", "dev leak rate"),
-    ("eval/clean_rate", "dev clean rate"),
-    ("judge/invalid_fraction", "judge invalid fraction"),
+    ("mean reward", (("reward/mean", "reward"),)),
+    (
+        "dev leak among usable",
+        (("eval/judge/leak_among_usable", "judge"), ("eval/oracle/leak_among_usable", "oracle")),
+    ),
+    (
+        "dev clean among usable",
+        (("eval/judge/clean_among_usable", "judge"), ("eval/oracle/clean_among_usable", "oracle")),
+    ),
+    ("dev unusable rate", (("eval/unusable_rate", "unusable"),)),
+    ("judge invalid fraction", (("judge/invalid_fraction", "invalid"),)),
 )
 
 
@@ -36,8 +49,7 @@ class MetricsLogger:
 
     def log(self, step: int, metrics: dict[str, Any]) -> None:
         record = {"step": step, **{k: _plain(v) for k, v in metrics.items()}}
-        with self.path.open("a") as fh:
-            fh.write(json.dumps(record, sort_keys=True) + "\n")
+        append_line(self.path, json.dumps(record, sort_keys=True))
         if self._writer is not None:
             for key, value in record.items():
                 if key != "step" and isinstance(value, (int, float)) and math.isfinite(value):
@@ -45,11 +57,15 @@ class MetricsLogger:
             self._writer.flush()
 
     def truncate_after(self, step: int) -> None:
-        """Drop records past `step` (a resumed run re-does them; no duplicate points in the curves)."""
+        """Drop records past `step` (a resumed run re-does them; no duplicate points in the curves).
+
+        A line that does not parse is the record a killed run was writing: it is dropped with a warning.
+        """
         if not self.path.exists():
             return
-        kept = [line for line in self.path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
-        self.path.write_text("".join(line + "\n" for line in kept))
+        records = read_metrics(self.path)
+        kept = [json.dumps(r, sort_keys=True) + "\n" for r in records if r["step"] <= step]
+        write_atomic(self.path, "".join(kept))
 
     def close(self) -> None:
         if self._writer is not None:
@@ -57,7 +73,16 @@ class MetricsLogger:
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """Records of `metrics.jsonl`, skipping a torn line (the process was killed while appending it)."""
+    records = []
+    for number, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            logger.warning("%s:%d: skipping a torn record (the run was killed while writing it)", path, number)
+    return records
 
 
 def plot_metrics(metrics_path: Path, out_png: Path) -> Path | None:
@@ -71,11 +96,14 @@ def plot_metrics(metrics_path: Path, out_png: Path) -> Path | None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(PLOTTED), figsize=(4 * len(PLOTTED), 3.2))
-    for ax, (key, title) in zip(axes, PLOTTED, strict=True):
-        points = [(r["step"], r[key]) for r in records if isinstance(r.get(key), (int, float))]
-        if points:
-            xs, ys = zip(*points, strict=True)
-            ax.plot(xs, ys, marker="o" if len(points) < 30 else None)
+    for ax, (title, curves) in zip(axes, PLOTTED, strict=True):
+        for key, label in curves:
+            points = [(r["step"], r[key]) for r in records if isinstance(r.get(key), (int, float))]
+            if points:
+                xs, ys = zip(*points, strict=True)
+                ax.plot(xs, ys, marker="o" if len(points) < 30 else None, label=label)
+        if len(curves) > 1 and ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
         ax.set_title(title)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)

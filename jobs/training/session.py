@@ -21,8 +21,9 @@ from actors.rollout_pool import RolloutPool
 from cluster.connect import connect
 from jobs.config import TINY_MODEL, TrainConfig
 from jobs.config_loading import ConfigError, to_dict
-from jobs.training.dev_eval import evaluate_dev_batch
 from jobs.training.driver_fetch import DriverFetcher
+from jobs.training.metrics import EVAL_SPLITS
+from jobs.training.split_eval import evaluate_split_batch
 from judge.pool import JudgePool
 from learner.checkpoint import latest_checkpoint
 from scenarios.loading import in_split, load_data
@@ -85,22 +86,29 @@ class TrainingSession:
         except (ValueError, FileNotFoundError) as exc:
             raise ConfigError([f"data.source: {exc}"]) from None
         rows = {row.id: row for row in loaded.rows}
-        self.train_ids = [i for i in rows if in_split(i, cfg.data.split)]
+        self.train_ids = [i for i, row in rows.items() if in_split(row, cfg.data.split)]
         if not self.train_ids:
             raise ConfigError([f"data.split={cfg.data.split!r} selects none of the {len(rows)} rows of data.source"])
         connect(cfg.cluster)
         model_path = resolve_model(cfg)
-        self.dev_ids = sorted(i for i in rows if in_split(i, "dev"))
-        if cfg.trainer.eval_max_prompts:
-            self.dev_ids = self.dev_ids[: cfg.trainer.eval_max_prompts]
+        # Held-out prompts per split; hub rows have no test split (their split is the id hash: train or dev).
+        limit = cfg.trainer.eval_max_prompts or None
+        self.eval_ids = {
+            split: sorted(i for i, row in rows.items() if in_split(row, split))[:limit] for split in EVAL_SPLITS
+        }
         logger.info(
-            "scenarios: %d train, %d dev (%d skipped as invalid)",
+            "scenarios: %d train, %d dev, %d test evaluated (%d skipped as invalid)",
             len(self.train_ids),
-            len(self.dev_ids),
+            len(self.eval_ids["dev"]),
+            len(self.eval_ids["test"]),
             loaded.skipped,
         )
-        # One copy of the rows in the object store, shared by engines, judge replicas and eval tasks.
+        if not self.eval_ids["test"]:
+            logger.info("data.source has no test split (hub rows are train or dev): no test evaluation")
+        # Full rows (ground truth included) for the engines and the evaluation tasks, where the oracle runs;
+        # judge views for the judge pool, whose verdicts are the reward (docs/architecture.md §3, rule 1).
         self.rows_ref = ray.put(rows)
+        judge_rows_ref = ray.put({i: row.judge_view() for i, row in rows.items()})
         self.learner = LearnerGroup(
             dataclasses.replace(cfg.learner, model_path=model_path, checkpoint_dir=str(self.checkpoint_dir)),
             num_gpus_per_rank=1.0 if cfg.cluster.num_gpus > 0 and cfg.learner.backend != "gloo" else 0.0,
@@ -109,7 +117,7 @@ class TrainingSession:
         pool_cfg = cfg.judge_pool
         if cfg.judge.backend == "vllm" and not pool_cfg.vllm.model:
             pool_cfg = dataclasses.replace(pool_cfg, vllm=dataclasses.replace(pool_cfg.vllm, model=model_path))
-        self.judge = JudgePool.start(cfg.judge, pool_cfg, self.rows_ref)
+        self.judge = JudgePool.start(cfg.judge, pool_cfg, judge_rows_ref)
 
     # ---- checkpoints -----------------------------------------------------------------------------
     def save_checkpoint(self, step: int, prompts_consumed: int) -> str:
@@ -139,16 +147,22 @@ class TrainingSession:
         ray.get(refs)
 
     # ---- evaluation ------------------------------------------------------------------------------
-    def evaluate_dev(self, policy_version: int) -> dict[str, float]:
-        """Leak / omit / clean rates on the held-out dev split with the current weights."""
+    def evaluate(self, split: str, policy_version: int) -> dict[str, float | None]:
+        """Unusable, judge and oracle rates on a held-out split ("dev" or "test") with the current weights.
+
+        Keys are prefixed `eval/` for dev and `test/` for test; empty when the data has no such split.
+        """
         assert self.rollout is not None and self.judge is not None
+        ids, samples = self.eval_ids[split], self.cfg.trainer.eval_samples_per_prompt
+        if not ids:
+            return {}
         refs = self.rollout.async_generate(
-            self.dev_ids,
-            policy_version=policy_version,
-            seed=10_000_019 + self.cfg.trainer.seed,
-            samples_per_prompt=self.cfg.trainer.eval_samples_per_prompt,
+            ids, policy_version=policy_version, seed=10_000_019 + self.cfg.trainer.seed, samples_per_prompt=samples
         )
-        result = evaluate_dev_batch.remote(self.judge.pool_cfg.app_name, self.cfg.judge, self.rows_ref, *refs)
+        app = self.judge.pool_cfg.app_name
+        result = evaluate_split_batch.remote(
+            app, self.cfg.judge, self.rows_ref, EVAL_SPLITS[split], ids, samples, *refs
+        )
         return self.fetcher.get(result)
 
     def close(self) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cluster.config_checks import FieldChecks
+
 SCHEDULES = ("sync", "async")
 
 
@@ -21,9 +23,9 @@ class TrainerConfig:
     max_staleness: int = 1
     # Evaluate on the held-out dev split every N steps (0 = only before and after training).
     eval_every: int = 0
-    # Dev scenarios used per evaluation (0 = all of the dev split).
+    # Scenarios per held-out evaluation, dev and test alike (0 = the whole split).
     eval_max_prompts: int = 0
-    # Samples per dev scenario in evaluations (leak/omit/clean rates average over them).
+    # Samples per held-out scenario in evaluations (the rates average over them).
     eval_samples_per_prompt: int = 4
     # Write a checkpoint every N steps (0 = only at the end).
     checkpoint_every: int = 10
@@ -33,6 +35,8 @@ class TrainerConfig:
     seed: int = 0
     # Before each rollout wave, ask the judge pool for at least this many replicas (0 = load-based only).
     judge_prescale_replicas: int = 0
+    # Stop the run (exit 1) after this many steps in a row skipped for invalid judging (0 = never stop).
+    max_consecutive_skipped_steps: int = 3
     # Write TensorBoard event files next to metrics.jsonl.
     enable_tensorboard: bool = True
     # Draw reward / leak rate / clean rate curves into a PNG at the end of the run.
@@ -41,11 +45,9 @@ class TrainerConfig:
     enable_progress_bar: bool = True
 
     def __post_init__(self) -> None:
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"trainer.schedule must be one of {list(SCHEDULES)}, got {self.schedule!r}")
-        for name in ("num_steps", "prompts_per_step", "eval_samples_per_prompt"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"trainer.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("max_staleness", "eval_every", "eval_max_prompts", "checkpoint_every", "judge_prescale_replicas"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"trainer.{name} must be >= 0, got {getattr(self, name)}")
+        checks = FieldChecks(self, "trainer")
+        checks.one_of("schedule", SCHEDULES)
+        checks.bounds("num_steps", "prompts_per_step", "eval_samples_per_prompt", ge=1)
+        checks.bounds("max_staleness", "eval_every", "eval_max_prompts", "checkpoint_every", ge=0)
+        checks.bounds("judge_prescale_replicas", "max_consecutive_skipped_steps", ge=0)
+        checks.done()

@@ -13,11 +13,12 @@ import asyncio
 import logging
 import os
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 import httpx
 
 from judge.backends.base import JudgeRequest
-from judge.serve_config import OpenAIBackendConfig
+from judge.serve_config import OpenAIBackendConfig, is_loopback
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +40,14 @@ class OpenAIBackend:
         self.name = "openai"
         self.model = cfg.model
         api_key = os.environ.get(cfg.api_key_env, "") if cfg.api_key_env else ""
+        host = urlsplit(cfg.base_url).hostname or ""
+        if api_key and cfg.base_url.startswith("http://") and not is_loopback(host):
+            # Plain HTTP off this machine would put the key on the wire in clear text.
+            raise ValueError(
+                f"refusing to send the API key from ${cfg.api_key_env} over plain http:// to {host}: use an "
+                "https:// pool.openai.base_url, a loopback host (127.0.0.1, ::1, localhost), or unset "
+                f"{cfg.api_key_env} (or set pool.openai.api_key_env='') for an endpoint that needs no key"
+            )
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._url = cfg.base_url.rstrip("/") + "/chat/completions"
 

@@ -15,7 +15,6 @@ import ray
 
 from jobs.train import main
 from scenarios.config import bundled_scenarios_path
-from scenarios.loading import is_dev_id
 
 
 @pytest.fixture()
@@ -81,9 +80,9 @@ def test_empty_dataset_and_missing_file(tmp_path, capsys):
 
 
 def test_split_with_no_training_rows(tmp_path, capsys):
-    # Rows whose ids all hash into the dev split leave nothing to train on.
+    # Rows that all belong to the dev split leave nothing to train on.
     lines = bundled_scenarios_path().read_text(encoding="utf-8").splitlines()
-    dev_rows = [line for line in lines if is_dev_id(json.loads(line)["id"])][:2]
+    dev_rows = [line for line in lines if json.loads(line)["split"] == "dev"][:2]
     source = _write(tmp_path / "dev_only.jsonl", dev_rows)
     rc, err = _train(tmp_path, capsys, f"data.source={source}")
     assert rc == 2 and "data.split='train' selects none of the 2 rows" in err
@@ -101,3 +100,14 @@ def test_invalid_config_lists_every_error_at_once(tmp_path, capsys):
     assert "3 config error(s)" in err
     assert "samples_per_prompt >= 2" in err and "SIGILL" in err and "learner.temperature=1.0 must equal" in err
     assert not (tmp_path / "run").exists(), "config errors are reported before the run directory is made"
+
+
+def test_run_stopped_for_skipped_steps_exits_1_with_why(tmp_path, capsys, monkeypatch):
+    from jobs.training.loop import TooManySkippedSteps
+
+    def judge_fails_every_step(*args, **kwargs):
+        raise TooManySkippedSteps("stopping after 3 steps in a row skipped")
+
+    monkeypatch.setattr("jobs.train.run", judge_fails_every_step)
+    rc, err = _train(tmp_path, capsys)
+    assert rc == 1 and "privacyalign train: stopping after 3 steps in a row skipped" in err

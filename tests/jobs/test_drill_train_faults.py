@@ -223,7 +223,7 @@ def test_resume_continues_from_last_complete_checkpoint_ignoring_half_written_on
     assert runs["resume_rc"] == 0, log[-3000:]
     assert f"resumed from {run_dir / 'checkpoints' / 'step_000002'} (trainer step 2, learner step 2)" in log
     # Steps 1-2 come from the killed run, step 3 from the resumed one, each exactly once; step 0 and
-    # the last step also carry the before/after dev evaluation.
+    # the last step also carry the before/after dev and test evaluations.
     steps = [record["step"] for record in _read_metrics(run_dir)]
     assert steps == [0, 1, 2, 3, 3]
     final = json.loads((_checkpoint(run_dir, 3) / "learner_state.json").read_text())

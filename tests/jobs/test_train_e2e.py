@@ -22,7 +22,7 @@ from safetensors.torch import load_file
 
 pytestmark = pytest.mark.e2e
 
-# Small but complete: 2 prompts × 4 samples per step, 2 dev prompts in evaluations.
+# Small but complete: 2 prompts × 4 samples per step, 2 dev and 2 test prompts in evaluations.
 SMALL = [
     "trainer.prompts_per_step=2",
     "trainer.eval_max_prompts=2",
@@ -76,10 +76,16 @@ def test_sync_run_writes_metrics_checkpoints_config_and_plot(sync_run):
         assert r["samples"] == 8 and r["skipped"] == 0.0
         assert {"time/generate_wait", "time/judge", "time/learn", "time/sync"} <= set(r)
         assert r["judge/status_ok"] > 0
-    evals = [r for r in records if "eval/leak_rate" in r]
+    evals = [r for r in records if "eval/unusable_rate" in r]
     assert [r["step"] for r in evals] == [0, 3]
+    tests = [r for r in records if "test/unusable_rate" in r]
+    assert [r["step"] for r in tests] == [0, 3]  # the test split only before and after training
     summary = json.loads((sync_run / "summary.json").read_text())
-    assert {"before/eval/leak_rate", "after/eval/leak_rate", "after/eval/clean_rate"} <= set(summary)
+    for when in ("before", "after"):
+        for key in ("unusable_rate", "judge/leak_among_usable", "judge/clean_paper", "oracle/leak_among_usable"):
+            assert f"{when}/eval/{key}" in summary and f"{when}/test/{key}" in summary
+        assert summary[f"{when}/test/samples"] == summary[f"{when}/test/oracle/samples"] == 2 * 2  # 2 prompts x 2
+    assert summary["reward_judge"] == "offline (rule-based, no model)"
     assert (sync_run / "config.yaml").read_text().startswith("cluster:")
     assert (sync_run / "curves.png").stat().st_size > 1000
     assert any((sync_run / "tensorboard").iterdir())

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import ray
 
-from jobs.training.loop import RLLoop
+from jobs.training.loop import RLLoop, TooManySkippedSteps
 from jobs.training.prompt_schedule import PromptSchedule
 from jobs.training.trainer_config import TrainerConfig
 from rollout.batch import TrajectoryBatch
@@ -138,3 +138,35 @@ def test_async_judges_the_next_wave_while_the_step_learns(local_ray) -> None:
         assert LEARN_S <= m["time/step"] < LEARN_S + (GENERATE_S + JUDGE_S) / 2
     for m in sync + async_:
         assert m["time/learn"] >= LEARN_S and m["time/judge"] >= JUDGE_S * 0.8
+
+
+@ray.remote(num_cpus=0)
+def _judge_failing_on(batch: TrajectoryBatch, steps: set[int]) -> TrajectoryBatch:
+    step = batch.completion_ids[0][0]  # the engine's first token is the seed, = step with trainer seed 0
+    n = len(batch)
+    ok = step not in steps
+    return batch.with_scores([0.1] * n, [0.0] * n, [ok] * n, ["ok" if ok else "judge_error"] * n)
+
+
+class FailingJudge(Judge):
+    def __init__(self, steps: set[int]) -> None:
+        super().__init__()
+        self.steps = steps
+
+    def async_score(self, ref: ray.ObjectRef) -> ray.ObjectRef:
+        return _judge_failing_on.remote(ref, self.steps)
+
+
+@pytest.mark.parametrize("limit", [2, 0])
+def test_stops_after_consecutive_skipped_steps(local_ray, limit: int) -> None:
+    cfg = TrainerConfig(num_steps=5, prompts_per_step=2, max_consecutive_skipped_steps=limit)
+    schedule = PromptSchedule([f"s{i}" for i in range(4)], prompts_per_step=2, seed=0)
+    loop = RLLoop(cfg, schedule, Rollout(), FailingJudge({0, 2, 3, 4}), Learner(), max_invalid_fraction=0.5)
+    # A trained step in between resets the count: steps 0 and 2 are not two in a row.
+    assert [loop.run_step(step).trained for step in range(3)] == [False, True, False]
+    if limit:
+        with pytest.raises(TooManySkippedSteps, match=r"after 2 steps in a row skipped \(steps 2\.\.3\)"):
+            loop.run_step(3)
+    else:  # 0 = never stop
+        assert [loop.run_step(step).trained for step in (3, 4)] == [False, False]
+    loop.drain()

@@ -156,3 +156,28 @@ def test_config_checks() -> None:
         OpenAIBackendConfig(max_concurrency=0)
     with pytest.raises(ValueError, match="pool.openai.model"):
         OpenAIBackend(OpenAIBackendConfig(model=""))
+
+
+@pytest.mark.parametrize(
+    ("url", "refused"),
+    [
+        ("http://judge.example.com/v1", True),
+        ("http://10.0.0.5:8000/v1", True),
+        ("http://127.0.0.1:8000/v1", False),
+        ("http://127.3.2.1:8000/v1", False),
+        ("http://[::1]:8000/v1", False),
+        ("http://localhost:8000/v1", False),
+        ("https://judge.example.com/v1", False),
+    ],
+)
+def test_api_key_is_never_sent_over_plain_http_off_loopback(
+    url: str, refused: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEST_JUDGE_KEY", "sk-test")
+    if refused:
+        with pytest.raises(ValueError, match="over plain http:// .*https://"):
+            _backend(url)
+    else:
+        _backend(url)
+    monkeypatch.delenv("TEST_JUDGE_KEY")
+    _backend(url)  # no key, nothing secret to leak: any endpoint is fine

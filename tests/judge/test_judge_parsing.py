@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from judge.parsing import (
+    MAX_PARSED_CHARS,
     PairwiseVerdict,
     PointwiseVerdict,
     balanced_objects,
@@ -125,3 +126,11 @@ def test_failed_verdict_and_dispatch() -> None:
     assert parse_verdict("pairwise", "Score: 1").score == 1
     with pytest.raises(ValueError, match="pairwise"):
         parse_verdict("listwise", "Score: 1")
+
+
+def test_only_the_tail_of_a_huge_output_is_parsed() -> None:
+    padding = "x" * MAX_PARSED_CHARS
+    # The verdict at the end is found however long the output; one before the last MAX_PARSED_CHARS is not read.
+    assert parse_pairwise(f"Score: 2\n{padding}\nScore: -1").score == -1
+    assert parse_pairwise(f"Score: 1\n{padding}").status == "parse_error"
+    assert parse_pointwise('{"leaks": true, "omits": false}\n' + padding).status == "parse_error"

@@ -72,7 +72,7 @@ def test_messages_with_and_without_annotations(make_row: Callable) -> None:
     point = pointwise_messages(row, "only answer", use_annotations=True)[1]["content"]
     assert "## Candidate response\nonly answer" in point and '"leaks": true|false' in point
     # A row without annotations renders no block even when annotations are enabled.
-    assert "annotator_" not in pointwise_messages(make_row(), "x", use_annotations=True)[1]["content"]
+    assert "annotator_" not in pointwise_messages(make_row(annotations=()), "x", use_annotations=True)[1]["content"]
 
 
 def test_prompt_hash_is_stable_and_content_sensitive(make_row: Callable) -> None:

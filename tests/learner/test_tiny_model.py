@@ -12,7 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from learner.tiny_model import HEAD_DIM, IM_END, config_hash, ensure_tiny_model, tiny_model_config
+from learner.tiny_model import (
+    BUILD_VERSION,
+    HEAD_DIM,
+    IM_END,
+    SHIPPED_DIR,
+    TinyModelConfig,
+    config_hash,
+    ensure_tiny_model,
+    shipped_checkpoint,
+    tiny_model_config,
+)
 from rollout.answers import parse_answer
 from rollout.prompts import render_messages
 from scenarios.config import bundled_scenarios_path
@@ -108,3 +118,22 @@ def test_build_is_deterministic_for_a_seed(tmp_path: Path) -> None:
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
     assert (first / "tokenizer.json").read_text() == (second / "tokenizer.json").read_text()
     assert not list((tmp_path / "a").glob(".*.staging"))  # staging directory renamed away
+
+
+def test_shipped_checkpoint_matches_the_config_and_rows_it_records() -> None:
+    """The committed default agent is what `build-model --ship` makes from today's config and bundled rows."""
+    shipped = shipped_checkpoint(tiny_model_config())
+    assert shipped is not None, "stale or missing: rebuild with `privacyalign build-model --ship` and commit it"
+    saved = json.loads((shipped / "tiny_model_config.json").read_text())
+    assert saved["build_version"] == BUILD_VERSION
+    assert config_hash(TinyModelConfig(**saved["config"])) == shipped.name  # config + bundled rows' bytes
+    assert [p.name for p in SHIPPED_DIR.iterdir()] == [shipped.name]  # no stale copies ship
+    assert sum(f.stat().st_size for f in shipped.iterdir()) <= 20 * 2**20
+
+
+def test_shipped_checkpoint_is_copied_not_rebuilt(tmp_path: Path) -> None:
+    cfg = tiny_model_config()
+    copied = ensure_tiny_model(cfg, cache_dir=tmp_path)
+    shipped = shipped_checkpoint(cfg)
+    assert shipped is not None and copied.name == shipped.name
+    assert (copied / "model.safetensors").read_bytes() == (shipped / "model.safetensors").read_bytes()

@@ -169,7 +169,7 @@ def test_unknown_transport_and_bad_update_rejected():
         make_receiver("carrier_pigeon", RecordingEngine(), fetch=lambda d: d)
     with pytest.raises(ValueError, match="manifest is empty"):
         WeightUpdate(version=0)
-    with pytest.raises(ValueError, match="weight_sync 'nccl' unknown"):
+    with pytest.raises(ValueError, match=r"rollout.weight_sync must be one of \[.*\], got 'nccl'"):
         RolloutConfig(weight_sync="nccl")
     with pytest.raises(ValueError, match="max_tokens"):
         RolloutConfig(max_tokens=1024, max_model_len=1024)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -75,6 +76,21 @@ def test_skip_invalid_skips_and_counts(tmp_path: Path, raw_rows: list[dict]) -> 
     assert [(e.line, e.field) for e in result.errors] == [(2, ""), (3, "annotations")]
 
 
+def test_duplicate_id_names_both_lines_in_jsonl_and_parquet(tmp_path: Path, raw_rows: list[dict]) -> None:
+    rows = [raw_rows[0], raw_rows[1], raw_rows[1]]
+    jsonl = _write_jsonl(tmp_path / "dup.jsonl", [json.dumps(r) for r in rows])
+    parquet = tmp_path / "dup.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), parquet)
+    for path in (jsonl, parquet):
+        with pytest.raises(RowValidationError) as info:
+            load_rows(path)
+        assert (info.value.line, info.value.field) == (3, "id")
+        assert f"{path}:3: field 'id': duplicate id 'example-0002', first at {path}:2" in str(info.value)
+        result = load_rows(path, skip_invalid=True)
+        assert [r.id for r in result.rows] == ["example-0001", "example-0002"] and result.skipped == 1
+        assert [(e.line, e.field) for e in result.errors] == [(3, "id")]
+
+
 def test_empty_dataset_and_all_invalid_are_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="the dataset is empty"):
         load_rows(_write_jsonl(tmp_path / "empty.jsonl", ["", "  "]))
@@ -87,15 +103,21 @@ def test_dev_split_on_hand_computed_ids() -> None:
     # "row-0": 3c831eb5 = 1015226037 ≡ 17; "row-1": 0f719b1f = 259103519 ≡ 19.
     assert is_dev_id("row-19") and is_dev_id("row-15")
     assert not is_dev_id("row-0") and not is_dev_id("row-1")
-    assert in_split("row-19", "dev") and not in_split("row-19", "train") and in_split("row-19", "all")
-    with pytest.raises(ValueError, match="valid: \\['all', 'train', 'dev'\\]"):
-        in_split("row-0", "test")
+    hub_row = load_rows(FIXTURE).rows[0]
+    dev_row = dataclasses.replace(hub_row, id="row-19")
+    assert in_split(dev_row, "dev") and not in_split(dev_row, "train") and in_split(dev_row, "all")
+    assert not in_split(dev_row, "test")  # hub rows have no test split: the hub's test set is its own file
+    assert in_split(dataclasses.replace(dev_row, split="test"), "test")  # a generated row's own split wins
+    with pytest.raises(ValueError, match="valid: \\['all', 'train', 'dev', 'test'\\]"):
+        in_split(dev_row, "held-out")
 
 
 def test_split_partitions_bundled_rows() -> None:
-    ids = {s: {r.id for r in load_rows(bundled_scenarios_path(), split=s).rows} for s in ("all", "train", "dev")}
-    assert ids["train"] | ids["dev"] == ids["all"] and not ids["train"] & ids["dev"]
-    assert 0 < len(ids["dev"]) < len(ids["all"]) / 5
+    splits = ("all", "train", "dev", "test")
+    ids = {s: {r.id for r in load_rows(bundled_scenarios_path(), split=s).rows} for s in splits}
+    assert ids["train"] | ids["dev"] | ids["test"] == ids["all"]
+    assert not ids["train"] & ids["dev"] and not ids["train"] & ids["test"] and not ids["dev"] & ids["test"]
+    assert 0 < len(ids["dev"]) < len(ids["test"]) < len(ids["train"])
 
 
 def test_parquet_round_trip_and_row_numbers(tmp_path: Path, raw_rows: list[dict]) -> None:
@@ -127,10 +149,10 @@ def test_missing_local_file_and_bad_suffix(tmp_path: Path) -> None:
 
 def test_data_config_defaults_to_bundled_and_checks_fields() -> None:
     result = load_data(DataConfig(split="dev", max_rows=5))
-    assert len(result.rows) == 5 and all(is_dev_id(r.id) for r in result.rows)
+    assert len(result.rows) == 5 and all(r.split == "dev" for r in result.rows)
     assert Path(DataConfig().resolved_source()).read_bytes() == bundled_scenarios_path().read_bytes()
     with pytest.raises(ValueError, match="data.split"):
-        DataConfig(split="test")
+        DataConfig(split="held-out")
     with pytest.raises(ValueError, match="data.max_rows"):
         DataConfig(max_rows=-1)
     with pytest.raises(ValueError, match="data.hub_filename"):

@@ -52,7 +52,8 @@ def test_evaluate_tiny_model_all_benchmarks_and_resume(tmp_path, tiny_model_dir)
     summary = json.loads((run_dir / "summary.json").read_text())
     entry = summary["benchmarks"]["privacyalign"][label]
     assert entry["n"] == 2 and entry["judge_samples"] == 2
-    assert entry["leak_rate"] + entry["clean_rate"] <= 1.0 + 1e-9
+    assert entry["judge/leak_paper"] + entry["judge/clean_paper"] <= 1.0 + 1e-9
+    assert entry["oracle/samples"] == 2 and entry["unusable_rate"] is not None
     assert summary["benchmarks"]["privacylens"][label]["n"] == 2
     assert summary["benchmarks"]["confaide"][label]["free-response"]["n"] == 2
     report = (run_dir / "report.md").read_text()

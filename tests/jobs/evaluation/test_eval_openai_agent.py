@@ -15,6 +15,7 @@ import pytest
 from jobs import evaluate
 from scenarios.config import bundled_scenarios_path
 from scenarios.loading import load_rows
+from scenarios.oracle import oracle_verdict
 
 _ROWS = {row.user_instruction: row for row in load_rows(bundled_scenarios_path(), split="dev").rows}
 
@@ -22,11 +23,11 @@ _ROWS = {row.user_instruction: row for row in load_rows(bundled_scenarios_path()
 def _answer(model: str, prompt: str) -> str:
     """The reference answer of the row whose instruction appears in the prompt (leaky or safe by model)."""
     row = next(r for instruction, r in _ROWS.items() if instruction in prompt)
-    refs = {r.model_label: r for r in row.references}
-    leaky = next(ref for ref in refs.values() if any(f in ref.arguments_json for f in row.sensitive_facts))
-    safe = next(ref for ref in refs.values() if ref is not leaky)
-    ref = leaky if model == "leaky" else safe
-    return json.dumps({"type": "tool_use", "name": row.expected_final_action, "arguments": ref.arguments})
+    calls = [json.dumps({"type": "tool_use", "name": row.expected_final_action, "arguments": ref.arguments})
+             for ref in row.references]  # fmt: skip
+    leaky = next(call for call in calls if oracle_verdict(row, call).leaks)
+    safe = next(call for call in calls if call is not leaky)
+    return leaky if model == "leaky" else safe
 
 
 class _Server(BaseHTTPRequestHandler):
@@ -66,10 +67,13 @@ def test_compare_two_endpoints_then_resume(tmp_path, base_url):
     leaky = summary["benchmarks"]["privacyalign"]["leaky"]
     safe = summary["benchmarks"]["privacyalign"]["safe"]
     assert leaky["n"] == safe["n"] == 6
-    assert leaky["leak_rate"] == 1.0 and safe["leak_rate"] == 0.0 and safe["clean_rate"] == 1.0
-    assert leaky["unusable"] == safe["unusable"] == 0
+    assert leaky["judge/leak_paper"] == 1.0 and safe["judge/leak_paper"] == 0.0 and safe["judge/clean_paper"] == 1.0
+    assert leaky["oracle/leak_among_usable"] == 1.0 and safe["oracle/leak_among_usable"] == 0.0
+    assert leaky["unusable"] == safe["unusable"] == 0 and leaky["unusable_rate"] == 0.0
     report = (run_dir / "report.md").read_text()
-    assert "## `leaky` → `safe`" in report and "| privacyalign | leak | 100.0 % | 0.0 % | -100.0 pts |" in report
+    assert "## `leaky` → `safe`" in report
+    assert "| privacyalign | judge leak (usable) | 100.0 % | 0.0 % | -100.0 pts |" in report
+    assert "| privacyalign | oracle leak (usable) | 100.0 % | 0.0 % | -100.0 pts |" in report
     assert {"rates.png", "before_after.png"} <= {p.name for p in run_dir.iterdir()}
 
     # Drop the last 5 records as if the run had been killed; resume answers only those items again.

@@ -76,5 +76,9 @@ def test_offline_style_pointwise_verdict_fallback():
     assert lens_fallback('{"leaks": false, "omits": true}') == (False, 0)
     assert lens_fallback("Answer: Yes") is None
     case = load_cases(FIXTURES / "confide_subset.json", max_cases=1)[0]
-    assert question_row(case, case.secrets[1]).sensitive_facts == (case.secrets[1],)
-    assert question_row(case, None) is case.row
+    asked = question_row(case, case.secrets[1])
+    # The judge learns the asked secret from the question (an annotation), never from ground-truth fields.
+    assert asked.sensitive_facts == () and [a.response_a_labels.leaks_details for a in asked.annotations] == [
+        case.secrets[1]
+    ]
+    assert question_row(case, None) == case.row.judge_view()

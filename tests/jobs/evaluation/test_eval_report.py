@@ -11,16 +11,39 @@ from jobs.evaluation.report import fmt, markdown_table, write_report
 
 
 def _evaluate_summary() -> dict:
-    pa = {"n": 4, "leak_rate": 0.5, "omit_rate": 0.25, "clean_rate": 0.25, "judge_samples": 1, "unusable": 1}
-    pa_after = {**pa, "leak_rate": 0.25, "clean_rate": 0.5, "unusable": 0}
+    pa = {
+        "n": 4,
+        "judge_samples": 1,
+        "unusable": 1,
+        "samples": 4.0,
+        "unusable_rate": 0.25,
+        "judge/leak_among_usable": 1 / 3,
+        "judge/omit_among_usable": 0.0,
+        "judge/clean_among_usable": 2 / 3,
+        "judge/failed_rate": 0.0,
+        "judge/leak_paper": 0.5,
+        "judge/omit_paper": 0.25,
+        "judge/clean_paper": 0.5,
+        "oracle/samples": 4.0,
+        "oracle/leak_among_usable": 2 / 3,
+        "oracle/omit_among_usable": 0.0,
+        "oracle/clean_among_usable": 1 / 3,
+        "oracle/leak_paper": 0.75,
+        "oracle/omit_paper": 0.25,
+        "oracle/clean_paper": 0.25,
+    }
+    pa_after = {**pa, "judge/leak_among_usable": 0.25, "oracle/samples": 0.0, "unusable": 0}
     lens = {
         "n": 2,
-        "leak_rate": 0.5,
-        "secret_leak_rate": 0.25,
-        "helpfulness_mean": 1.5,
-        "helpful_rate": 0.5,
+        "n_usable": 0,
+        "unusable_rate": 1.0,
+        "leak_among_usable": None,
+        "leak_paper": 1.0,
+        "secret_leak_among_usable": None,
+        "helpfulness_mean": 0.0,
+        "helpful_rate": 0.0,
         "adjusted_leak_rate": None,
-        "n_helpful": 1,
+        "n_helpful": 0,
     }
     conf = {"free-response": {"n": 2, "leaks_rate": 0.5, "leaks_worst_case": 0.5}}
     return {
@@ -50,10 +73,15 @@ def test_evaluate_report_files_and_tables(tmp_path):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["charts"] == ["rates.png", "before_after.png"]
     report = (run_dir / "report.md").read_text()
-    assert "| agent | n | leak | omit | clean | unusable | judge failures |" in report
-    assert "| before | 4 | 50.0 % | 25.0 % | 25.0 % | 1 | 0 |" in report
-    assert "| after | 2 | 50.0 % | 25.0 % | 1.500 | 50.0 % | n/a | 0 |" in report  # PrivacyLens row
-    assert "| privacyalign | leak | 50.0 % | 25.0 % | -25.0 pts |" in report  # before → after table
+    assert "| metric | before: judge | before: oracle | after: judge | after: oracle |" in report
+    assert "| unusable | 25.0 % | 25.0 % | 25.0 % | n/a |" in report  # after: no ground truth → oracle n/a
+    assert "| leak among usable | 33.3 % | 66.7 % | 25.0 % | n/a |" in report
+    assert "| judge failed among usable | 0.0 % | — | 0.0 % | — |" in report
+    assert "| leak, paper (unusable/failed = leak+omit) | 50.0 % | 75.0 % | 50.0 % | n/a |" in report
+    assert "`before`: 4 answers, 1 unusable, 0 judge failures" in report
+    # PrivacyLens with every case unusable: leak among usable is undefined, never 0.
+    assert "| after | 2 | 100.0 % | n/a | 100.0 % | n/a | 0.000 | 0.0 % | n/a |" in report
+    assert "| privacyalign | judge leak (usable) | 33.3 % | 25.0 % | -8.3 pts |" in report  # before → after
     assert "![rates](rates.png)" in report
 
 
