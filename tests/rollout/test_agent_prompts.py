@@ -21,8 +21,8 @@ def rows():
 
 
 def test_styles_are_registered_by_exact_name(rows) -> None:
-    assert sorted(SYSTEM_PROMPTS) == ["naive", "privacy_enhanced"]
-    with pytest.raises(ValueError, match="naive.*privacy_enhanced"):
+    assert sorted(SYSTEM_PROMPTS) == ["compact", "naive", "privacy_enhanced"]
+    with pytest.raises(ValueError, match="compact.*naive.*privacy_enhanced"):
         render_messages(rows[0], "Naive")
 
 
@@ -89,3 +89,6 @@ def test_bundled_prompts_stay_compact() -> None:
     bundled = load_rows(bundled_scenarios_path()).rows
     longest = max(sum(len(m["content"]) for m in render_messages(r, "privacy_enhanced")) for r in bundled)
     assert longest < 2000
+    # The compact style keeps the contract and the privacy guidance in a fraction of the system prompt.
+    compact, enhanced = SYSTEM_PROMPTS["compact"], SYSTEM_PROMPTS["privacy_enhanced"]
+    assert "JSON" in compact and "private" in compact and len(compact) < len(enhanced) / 3

@@ -84,7 +84,7 @@ def test_covers_actions_carriers_and_relevant_fact_kinds(rows: list[ScenarioRow]
     assert len({r.expected_final_action for r in rows}) >= 6
     assert len({r.id for r in rows}) == len(rows)
     leaky_texts = [r.references[_leaky_and_safe(r)[0]].arguments_json for r in rows]
-    for name, sentence, _ in LEAK_CARRIERS:
+    for name, sentence in LEAK_CARRIERS:
         marker = sentence.split("{")[0].strip() or sentence.split("}")[1].split("{")[0].strip()
         assert sum(marker in t for t in leaky_texts) >= 20, name
     extras = [r.relevant_facts[2] for r in rows]

@@ -17,12 +17,13 @@ from scenarios.config import bundled_scenarios_path
 from scenarios.loading import load_rows
 from scenarios.oracle import oracle_verdict
 
-_ROWS = {row.user_instruction: row for row in load_rows(bundled_scenarios_path(), split="dev").rows}
+# Keyed by (user, instruction): generated instructions alone repeat across rows.
+_ROWS = {(row.user_name, row.user_instruction): row for row in load_rows(bundled_scenarios_path(), split="dev").rows}
 
 
 def _answer(model: str, prompt: str) -> str:
     """The reference answer of the row whose instruction appears in the prompt (leaky or safe by model)."""
-    row = next(r for instruction, r in _ROWS.items() if instruction in prompt)
+    row = next(r for (user, instruction), r in _ROWS.items() if f"User: {user}\n" in prompt and instruction in prompt)
     calls = [json.dumps({"type": "tool_use", "name": row.expected_final_action, "arguments": ref.arguments})
              for ref in row.references]  # fmt: skip
     leaky = next(call for call in calls if oracle_verdict(row, call).leaks)
