@@ -272,105 +272,12 @@ def plot_evaluate(summary: dict[str, Any], run_dir: Path) -> list[str]:
     return names
 
 
-# ---- judge-eval -----------------------------------------------------------------------------------
-
-
-def render_judge_eval_markdown(summary: dict[str, Any]) -> str:
-    """The `privacyalign judge-eval` report: agreement per backend and variant, confusion matrices."""
-    parts = [
-        "# Judge reliability report\n\n"
-        f"Rows: {summary['rows']} ({summary['split']} split), responses judged: {summary['responses']}. Human "
-        "label = strict majority of annotators per response; preference = mean annotator preference "
-        "(−2 = A … +2 = B). *with annotations* shows the judge the annotators' flags on the **other** reference "
-        "response only (never the labels of the response it judges).\n"
-    ]
-    rows = []
-    for backend, variants in summary["backends"].items():
-        for variant, e in variants.items():
-            rows.append(
-                [
-                    backend,
-                    variant,
-                    fmt(e["leaks"]["accuracy"]),
-                    fmt(e["leaks"]["kappa"], percent=False),
-                    fmt(e["omits"]["accuracy"]),
-                    fmt(e["omits"]["kappa"], percent=False),
-                    fmt(e["preference"]["pearson"], percent=False),
-                    fmt(e["preference"]["spearman"], percent=False),
-                    str(e.get("judge_failures", 0)),
-                ]
-            )
-    parts.append(
-        "## Agreement with human labels\n\n"
-        + markdown_table(
-            [
-                "backend",
-                "variant",
-                "leak acc.",
-                "leak κ",
-                "omit acc.",
-                "omit κ",
-                "pref. Pearson",
-                "pref. Spearman",
-                "judge failures",
-            ],
-            rows,
-        )
-    )
-    confusion = ["## Confusion matrices (rows = human, columns = judge)\n"]
-    for backend, variants in summary["backends"].items():
-        for variant, e in variants.items():
-            for label in ("leaks", "omits"):
-                (tn, fp), (fn, tp) = e[label]["confusion"]
-                confusion.append(
-                    f"**{backend} / {variant} / {label}**\n\n"
-                    + markdown_table(
-                        ["human \\ judge", "no", "yes"], [["no", str(tn), str(fp)], ["yes", str(fn), str(tp)]]
-                    )
-                )
-    parts.append("\n".join(confusion))
-    charts = summary.get("charts", [])
-    if charts:
-        parts.append("## Charts\n\n" + "".join(f"![{Path(c).stem}]({c})\n\n" for c in charts))
-    return "\n".join(parts)
-
-
-def plot_confusions(summary: dict[str, Any], run_dir: Path) -> list[str]:
-    """`confusion.png`: one heat map per (backend, variant) row and (leaks, omits) column."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    panels = [(b, v, e) for b, variants in summary["backends"].items() for v, e in variants.items()]
-    if not panels:
-        return []
-    fig, axes = plt.subplots(len(panels), 2, figsize=(6.4, 2.8 * len(panels)), squeeze=False)
-    for row, (backend, variant, entry) in enumerate(panels):
-        for col, label in enumerate(("leaks", "omits")):
-            ax = axes[row][col]
-            matrix = entry[label]["confusion"]
-            ax.imshow(matrix, cmap="Blues", vmin=0)
-            top = max(max(r) for r in matrix) or 1
-            for i in range(2):
-                for j in range(2):
-                    color = "white" if matrix[i][j] > top / 2 else "black"
-                    ax.text(j, i, str(matrix[i][j]), ha="center", va="center", color=color)
-            ax.set_xticks([0, 1], ["no", "yes"])
-            ax.set_yticks([0, 1], ["no", "yes"])
-            ax.set_xlabel("judge")
-            ax.set_ylabel("human")
-            kappa = entry[label]["kappa"]
-            ax.set_title(f"{backend}/{variant}\n{label} κ={fmt(kappa, percent=False)}", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(run_dir / "confusion.png", dpi=110)
-    plt.close(fig)
-    return ["confusion.png"]
-
-
 def write_report(summary: dict[str, Any], run_dir: Path) -> list[Path]:
     """Charts, then `summary.json` (listing the charts), then `report.md`; returns the written paths."""
     if summary["job"] == "judge-eval":
+        # Imported here: that module builds on this one's table helpers.
+        from jobs.evaluation.judge_eval_report import plot_confusions, render_judge_eval_markdown
+
         charts, render = plot_confusions(summary, run_dir), render_judge_eval_markdown
     else:
         charts, render = plot_evaluate(summary, run_dir), render_evaluate_markdown

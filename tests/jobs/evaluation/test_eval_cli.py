@@ -68,6 +68,9 @@ def test_judge_eval_flags():
         judge_eval.parse_args(["--backend", "offline", "--split", "all", "--max-items", "5"])
     )
     assert cfg.eval.judge_backends == ["offline"] and cfg.eval.split == "all" and cfg.eval.max_items == 5
+    # judge-eval's own default is the test split (unseen facts); an override still wins over it.
+    assert judge_eval.resolve_config(judge_eval.parse_args([])).eval.split == "test"
+    assert judge_eval.resolve_config(judge_eval.parse_args(["eval.split=dev"])).eval.split == "dev"
 
 
 def test_help_explains_every_flag(capsys):

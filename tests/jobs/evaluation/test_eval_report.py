@@ -92,19 +92,49 @@ def test_judge_eval_report_with_confusion_matrices(tmp_path):
         "omits": agreement([False] * 4, [False] * 4),
         "preference": {"n": 2, "pearson": 1.0, "spearman": 1.0},
     }
+    oracle_entry = {
+        "candidates": 4,
+        "statuses": {"parse_error": 1, "ok": 3},
+        "leaks": agreement(human, [True, True, True, False]),
+        "omits": agreement(human, [True, True, False, False]),
+        "edits": {
+            "candidates": 2,
+            "leaks": agreement(human[:2], [True, True]),
+            "omits": agreement(human[:2], [True, True]),
+        },
+        "by_kind": {
+            "alias_leak": {
+                "n": 4,
+                "oracle_leaks_rate": 1.0,
+                "judge_leaks_rate": 0.25,
+                "oracle_omits_rate": 0.0,
+                "judge_omits_rate": 0.0,
+            }
+        },
+    }
     summary = {
         "job": "judge-eval",
-        "rows": 2,
-        "split": "dev",
-        "responses": 4,
-        "backends": {"offline": {"with_annotations": entry, "without_annotations": entry}},
+        "rows": 3,
+        "split": "all",
+        "human": {"rows": 2, "responses": 4, "backends": {"offline": {"with_annotations": entry}}},
+        "oracle": {
+            "rows": 1,
+            "rows_without_candidates": 0,
+            "candidates": 4,
+            "kinds": {"alias_leak": 4},
+            "backends": {"offline": {"with_annotations": oracle_entry}},
+        },
     }
     paths = write_report(summary, make_run_dir(tmp_path))
     assert {p.name for p in paths} == {"summary.json", "report.md", "confusion.png"}
     report = (tmp_path / "report.md").read_text()
     assert "| offline | with_annotations | 75.0 % | 0.500 | 100.0 % | n/a | 1.000 | 1.000 | 0 |" in report
-    assert "**offline / with_annotations / leaks**" in report
-    assert "| yes | 1 | 1 |" in report  # fn=1, tp=1
+    assert "| offline | with_annotations | all | 4 | 75.0 % | 0.500 | 100.0 % | 1.000 | ok 3, parse_error 1 |" in report
+    assert "| offline | with_annotations | edits | 2 | 100.0 % | n/a | 100.0 % | n/a |  |" in report
+    assert "| offline | with_annotations | alias_leak | 4 | 100.0 % | 25.0 % | 0.0 % | 0.0 % |" in report
+    assert "**human / offline / with_annotations / leaks**" in report
+    assert "| human \\ judge | no | yes |" in report and "| oracle \\ judge | no | yes |" in report
+    assert "| yes | 1 | 1 |" in report  # human leaks: fn=1, tp=1
 
 
 def test_result_store_appends_skips_done_and_drops_text(tmp_path):
