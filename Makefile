@@ -8,7 +8,7 @@ EXTRA := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/nu
 STAMP := $(VENV)/.installed-$(EXTRA)
 ARGS ?=
 
-.PHONY: install train test lint clean
+.PHONY: install train test test-fast lint clean
 
 install: $(STAMP)
 
@@ -24,9 +24,15 @@ $(STAMP): pyproject.toml
 train: install
 	$(VENV)/bin/privacyalign train $(ARGS)
 
+# Every tier (unit, integration, e2e; tests/README.md): what .ci/run runs.
 test: install
 	$(PY) -m ruff check .
 	$(PY) -m pytest -ra --durations=15 $(ARGS)
+
+# The unit tier only: no Ray cluster, no engines; the inner loop (under 2 minutes on 2 cores).
+test-fast: install
+	$(PY) -m ruff check .
+	$(PY) -m pytest -ra --durations=10 -m "not integration and not e2e" $(ARGS)
 
 lint: install
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .

@@ -4,7 +4,7 @@
     privacyalign judge-eval --data test.jsonl --split all --backend offline --backend openai \\
         pool.openai.model=gpt-5.5
 
-Two comparisons, by what a row carries (DESIGN.md §1.5, §3):
+Two comparisons, by what a row carries (docs/architecture.md §1.5, §3):
 
 * **Generated rows** (ground truth): the judge grades oracle-labelled candidates that are not the
   references (jobs/evaluation/candidates.py: aliases, other phrasings, partial secrets, harmless
@@ -106,7 +106,10 @@ def resolve_config(args: argparse.Namespace) -> EvalJobConfig:
 
 
 def _dual_order(forward: tuple[float | None, str], backward: tuple[float | None, str]) -> float | None:
-    """Score of A vs B from both orders (DESIGN.md §1.2): the mean of s and −s'; one order if the other failed."""
+    """Score of A vs B from both orders (docs/architecture.md §1.2): the mean of s and −s'.
+
+    One order alone if the other failed.
+    """
     scores = [s for s, status in (forward,) if status == "ok" and s is not None]
     scores += [-s for s, status in (backward,) if status == "ok" and s is not None]
     return sum(scores) / len(scores) if scores else None

@@ -1,4 +1,4 @@
-"""Judge and reward configuration (DESIGN.md §1.2–1.3); the lead composes it into jobs/config.py as `judge`.
+"""Judge and reward configuration (docs/architecture.md §1.2–1.3); the lead composes it into jobs/config.py as `judge`.
 
 Serving options (replicas, autoscaling, HTTP, vllm/openai settings) live in judge/serve_config.py.
 """
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from cluster.config_checks import FieldChecks
 
-# Reward modes registered in judge/reward.py (DESIGN.md §1.3).
+# Reward modes registered in judge/reward.py (docs/architecture.md §1.3).
 REWARD_MODES = ("peer_pairwise", "anchor", "pointwise")
 # Which reference response the `anchor` mode compares every rollout against.
 ANCHOR_REFERENCES = ("a", "b")
@@ -29,7 +29,7 @@ class JudgeConfig:
     enable_dual_order: bool = True
     # Candidates are truncated to this many words before judging.
     max_candidate_words: int = 1000
-    # Subtracted when a completion is not a well-formed final tool call (DESIGN.md §1.3).
+    # Subtracted when a completion is not a well-formed final tool call (docs/architecture.md §1.3).
     format_penalty: float = 1.0
     # Largest short-answer penalty, reached at zero payload words.
     short_answer_penalty: float = 4.0

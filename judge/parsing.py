@@ -1,4 +1,4 @@
-"""Parse raw judge text into verdicts with a status (DESIGN.md §1.2); never raises on judge output.
+"""Parse raw judge text into verdicts with a status (docs/architecture.md §1.2); never raises on judge output.
 
 Statuses (rollout.batch.JUDGE_STATUSES): `ok`; `empty_response` (blank text); `parse_error` (text but
 no usable verdict, including output that is all thinking because the judge ran out of tokens);

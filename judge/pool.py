@@ -1,6 +1,6 @@
 """The trainer's view of the judge pool: start it, score batches ref-in / ref-out, hint its size, stop it.
 
-The driver is a single controller that holds refs, never payloads (DESIGN.md §2). `async_score`
+The driver is a single controller that holds refs, never payloads (docs/architecture.md §2). `async_score`
 therefore runs the ingress call inside a zero-CPU Ray task: the batch travels object store → ingress
 → task result without touching the driver, and the caller gets an ordinary ObjectRef it can pass
 straight to the learner. Scaling hints go through Serve's own autoscaling config (a redeploy that

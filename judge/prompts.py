@@ -1,4 +1,4 @@
-"""Judge prompts (DESIGN.md §1.2): pointwise leak/omit verdicts and pairwise `Score: n` comparisons.
+"""Judge prompts (docs/architecture.md §1.2): pointwise leak/omit verdicts and pairwise `Score: n` comparisons.
 
 Every prompt shows the scenario (instruction, memories, trajectory), both reference responses A and B
 and, when annotations are enabled, the *annotator block*: each annotator anonymised as `annotator_k`,

@@ -1,4 +1,4 @@
-"""Rewards and advantages from judge verdicts (DESIGN.md §1.3); pure functions, no Ray.
+"""Rewards and advantages from judge verdicts (docs/architecture.md §1.3); pure functions, no Ray.
 
 The pipeline is split so the Serve app can run its middle on judge replicas:
 :func:`plan_requests` (batch → JudgeRequests) → backend `complete` → :func:`parse_outputs`

@@ -1,4 +1,4 @@
-"""The judge pool as a Ray Serve application (DESIGN.md §2): autoscaled judge replicas behind one ingress.
+"""The judge pool as a Ray Serve application (docs/architecture.md §2.1): autoscaled judge replicas behind one ingress.
 
 ```
 trainer ──ObjectRef[TrajectoryBatch]──► JudgeIngress.score ─┬─ plan requests (judge/reward.py)

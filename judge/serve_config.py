@@ -17,7 +17,7 @@ from cluster.resources import check_custom_resources
 
 @dataclass
 class VllmBackendConfig:
-    """A vLLM engine inside each judge replica (DESIGN.md §2: "vLLM ... backend, batched")."""
+    """A vLLM engine inside each judge replica (docs/architecture.md §2.1)."""
 
     # HF-format model directory or hub id of the judge model; empty = must be set before the pool starts.
     model: str = ""

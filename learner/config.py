@@ -1,4 +1,4 @@
-"""The learner's own settings (DESIGN.md §1.4): DeepSpeed engine, optimiser, loss, KL, checkpoints."""
+"""The learner's own settings (docs/architecture.md §1.4): DeepSpeed engine, optimiser, loss, KL, checkpoints."""
 
 from __future__ import annotations
 

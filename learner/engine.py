@@ -1,7 +1,7 @@
 """One data-parallel learner rank: a DeepSpeed engine around an HF causal LM, plus the frozen reference.
 
 `LearnerEngine.train_step` turns this rank's shard of a scored TrajectoryBatch into one optimizer
-step (DESIGN.md §1.4). Every rank calls it once per step, even with an empty shard, because ZeRO's
+step (docs/architecture.md §1.4). Every rank calls it once per step, even with an empty shard, because ZeRO's
 gradient reductions and the token-count all-reduce are collectives: ranks agree on the number of
 micro-batches first and pad with zero-weight dummies.
 """

@@ -1,4 +1,4 @@
-"""KL(π‖π_ref) to the frozen reference policy (DESIGN.md §1.4): exact full-vocabulary, or sampled k3.
+"""KL(π‖π_ref) to the frozen reference policy (docs/architecture.md §1.4): exact full-vocabulary, or sampled k3.
 
 The exact form is what the paper uses. A naive `log_softmax` of both logit tensors plus their
 product allocates several [tokens, vocab] float tensors and keeps them for backward; for a 150k

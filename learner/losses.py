@@ -1,4 +1,4 @@
-"""Policy-gradient losses on padded token tensors (DESIGN.md §1.4), registered by exact name.
+"""Policy-gradient losses on padded token tensors (docs/architecture.md §1.4), registered by exact name.
 
 Every loss sees the importance ratio r = exp(logπ − logπ_old), where logπ_old are the behaviour
 logprobs vLLM returned for the sampled tokens, and returns the *summed* loss over action tokens.
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-# SAPO temperatures (arXiv 2606.21710 §1.4): a slightly sharper gate for negative advantages.
+# SAPO temperatures (docs/architecture.md §1.4): a slightly sharper gate for negative advantages.
 SAPO_TAU_POS = 1.0
 SAPO_TAU_NEG = 1.05
 

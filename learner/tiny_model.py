@@ -4,7 +4,7 @@ No hub access on our machines, so the model is made here: a byte-level BPE token
 bundled scenarios' prompts and reference answers, a ChatML chat template, a randomly initialised
 Qwen2-architecture model with vLLM-compatible shapes (head_dim 64, float32), and a short supervised
 warm start on *both* reference answers of every train-split row, so the model emits the JSON
-tool-call format and leaks about as often as the references do (DESIGN.md §3: RL needs both
+tool-call format and leaks about as often as the references do (docs/architecture.md §3: RL needs both
 behaviours in the starting policy). The result is cached by a hash of the config and the source rows.
 
 Real presets name hub models and load them through the same HF ``from_pretrained`` path elsewhere;

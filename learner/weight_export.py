@@ -1,4 +1,4 @@
-"""Weight sync, sending side (DESIGN.md §2): full parameters → buckets in the wire format of
+"""Weight sync, sending side (docs/architecture.md §2.3): full parameters → buckets in the wire format of
 rollout/weight_sync.py.
 
 Under ZeRO-3 no rank holds a whole parameter, so parameters are gathered a bucket at a time with

@@ -1,6 +1,6 @@
-"""Parse and validate the agent's answer: one JSON tool call for the expected final action (DESIGN.md §1.1).
+"""Parse and validate the agent's answer: one JSON tool call for the expected final action (docs/architecture.md §1.1).
 
-The same check decides the reward's format penalty (DESIGN.md §1.3): thinking stripped, one optional
+The same check decides the reward's format penalty (docs/architecture.md §1.3): thinking stripped, one optional
 ```json fence removed, then the rest must be a JSON object with ``type == "tool_use"``,
 ``name == expected_final_action`` and dict ``arguments``. Nothing is repaired: a tolerant parser
 would reward malformed answers the environment could not execute.
@@ -15,7 +15,7 @@ from typing import Any
 
 # Why an answer was rejected, in the order the checks run; `ok` means it is a valid tool call.
 ANSWER_STATUSES = ("ok", "empty", "not_json", "not_object", "wrong_type", "wrong_name", "bad_arguments")
-# Argument keys that address or label a message rather than carry its content (DESIGN.md §1.3).
+# Argument keys that address or label a message rather than carry its content (docs/architecture.md §1.3).
 ADDRESS_KEYS = frozenset(
     {"to", "cc", "bcc", "subject", "recipient", "recipients", "channel", "title", "name", "id", "url", "type"}
 )
@@ -94,7 +94,7 @@ def parse_answer(text: str, expected_action: str) -> ParsedAnswer:
 
 
 def payload_words(arguments: dict[str, Any]) -> int:
-    """Words of message content in a call's arguments, for the short-answer penalty (DESIGN.md §1.3).
+    """Words of message content in a call's arguments, for the short-answer penalty (docs/architecture.md §1.3).
 
     Counts whitespace-separated words in every string value, recursing into lists and dicts, but
     skips values under :data:`ADDRESS_KEYS` (case-insensitive) at any depth: a recipient, subject or

@@ -1,4 +1,4 @@
-"""The one record type that flows rollout → judge → learner (DESIGN.md §2, "Data contracts").
+"""The one record type that flows rollout → judge → learner (docs/architecture.md §2.2).
 
 A :class:`TrajectoryBatch` holds one row per *sample* (G samples per prompt share a ``group_id``).
 Token sequences are ragged Python lists, not padded tensors: they travel through the Ray object store
@@ -15,7 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 
-# Per-sample judge statuses (DESIGN.md §1.2). Anything but `ok` means the sample's reward is invalid.
+# Per-sample judge statuses (docs/architecture.md §1.2). Anything but `ok` means the sample's reward is invalid.
 JUDGE_STATUSES = ("ok", "parse_error", "empty_response", "judge_error")
 
 _PER_SAMPLE = (
@@ -40,7 +40,7 @@ class TrajectoryBatch:
         prompt_ids: prompt token ids (chat template applied).
         completion_ids: sampled token ids.
         completion_logprobs: behaviour-policy logprob of each sampled token (from vLLM); the
-            learner's importance ratio uses these as logπ_old (DESIGN.md §1.4).
+            learner's importance ratio uses these as logπ_old (docs/architecture.md §1.4).
         completion_texts: decoded completions, what the judge reads.
         finish_reasons: vLLM finish reason per sample (`stop`, `length`, …).
         policy_version: learner step whose weights generated these samples (async staleness).

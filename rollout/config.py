@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from cluster.config_checks import FieldChecks
 from cluster.resources import check_custom_resources
 
-# Prompt renderers in rollout/prompts.py (DESIGN.md §1.5: naive vs privacy-enhanced agent prompt).
+# Prompt renderers in rollout/prompts.py (docs/architecture.md §1.5: naive vs privacy-enhanced agent prompt).
 PROMPT_STYLES = ("naive", "privacy_enhanced")
 # Receiving side of weight sync (rollout/weight_sync.py).
 WEIGHT_SYNC_TRANSPORTS = ("object_store", "collective")

@@ -1,4 +1,4 @@
-"""Weight sync, receiving side: one interface, two transports (DESIGN.md §2).
+"""Weight sync, receiving side: one interface, two transports (docs/architecture.md §2.3).
 
 Wire format, shared with the sending side in learner/:
 

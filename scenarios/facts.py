@@ -1,7 +1,7 @@
 """Fact matching shared by the scenario generator, its tests and the offline judge.
 
 The bundled scenarios name each sensitive and relevant fact as a short phrase that the leaking
-reference and the trajectory contain verbatim (DESIGN.md §3). One matcher decides "is this fact in
+reference and the trajectory contain verbatim (docs/architecture.md §3). One matcher decides "is this fact in
 this text" everywhere, so the generator's guarantees and the judge's verdicts cannot drift apart.
 """
 

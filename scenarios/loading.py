@@ -49,7 +49,7 @@ class LoadResult:
 
 
 def is_dev_id(row_id: str) -> bool:
-    """Dev split membership (DESIGN.md §1.1): sha256(id) → first 8 hex digits → int mod 20 ∈ {0, 1}."""
+    """Dev split membership (docs/architecture.md §1.1): sha256(id) → first 8 hex digits → int mod 20 ∈ {0, 1}."""
     return int(hashlib.sha256(row_id.encode("utf-8")).hexdigest()[:8], 16) % 20 in (0, 1)
 
 

@@ -5,7 +5,7 @@ A PrivacyLens case gives the user's instruction, a past ``executable_trajectory`
 the secrets (``sensitive_info_items``) that action must not reveal. Mapping:
 
 - ``sensitive_info_items`` → ``sensitive_facts``: the leak details a judge checks one by one
-  (DESIGN.md §1.5). They are sentences, not verbatim spans of the trajectory, so they need an LLM
+  (docs/architecture.md §1.5). They are sentences, not verbatim spans of the trajectory, so they need an LLM
   judge rather than :func:`scenarios.facts.fact_mentioned`.
 - ``executable_trajectory`` → ``trajectory`` (JSON lines) and ``trajectory_events``.
 - ``final_action`` → ``expected_final_action``; ``vignette.data_recipient_concrete`` → ``recipient``.

@@ -1,4 +1,4 @@
-"""Typed records for one PrivacyAlign row (DESIGN.md §1.1), validated strictly when built.
+"""Typed records for one PrivacyAlign row (docs/architecture.md §1.1), validated strictly when built.
 
 Every validation failure raises :class:`RowValidationError`, which names the file, the line and the
 dotted field path, so a user with a 10k-line JSONL file can jump straight to the broken value.

@@ -1,4 +1,4 @@
-"""Oracle-labelled candidate answers for judge reliability on generated rows (DESIGN.md §1.5, §3).
+"""Oracle-labelled candidate answers for judge reliability on generated rows (docs/architecture.md §1.5, §3).
 
 Human labels exist only for a row's two references, and a judge that sees the annotations of the
 response it judges can copy them. On generated rows the oracle labels any answer, so judge-eval also

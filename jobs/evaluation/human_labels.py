@@ -1,4 +1,4 @@
-"""Human labels of PrivacyAlign rows and the judge inputs of `judge-eval` (DESIGN.md §1.5, judge reliability).
+"""Human labels of PrivacyAlign rows and the judge inputs of `judge-eval` (docs/architecture.md §1.5).
 
 The only responses with human labels are a row's two references, so the judge is scored on those.
 Showing it the row's full annotations would let it copy the very labels it is scored against; the

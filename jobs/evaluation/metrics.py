@@ -1,4 +1,4 @@
-"""Metric arithmetic for the evaluation jobs (DESIGN.md §1.5), on plain verdict records.
+"""Metric arithmetic for the evaluation jobs (docs/architecture.md §1.5), on plain verdict records.
 
 Every function here takes already-judged, already-parsed values (bools, ints, statuses) and returns
 plain floats, so the numbers in a report can be checked by hand. Undefined statistics (a rate over

@@ -21,7 +21,7 @@ from scenarios.schema import ScenarioRow
 
 @dataclass(frozen=True)
 class PointwiseResult:
-    """One parsed pointwise verdict (DESIGN.md §1.2): flags are None unless status is `ok`."""
+    """One parsed pointwise verdict (docs/architecture.md §1.2): flags are None unless status is `ok`."""
 
     leaks: bool | None
     omits: bool | None

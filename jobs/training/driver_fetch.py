@@ -1,6 +1,6 @@
 """The driver's only door to payloads: every `ray.get` goes through here and is measured.
 
-The single controller must hold refs, never trajectories (DESIGN.md §2). Counting the bytes it
+The single controller must hold refs, never trajectories (docs/architecture.md §2). Counting the bytes it
 fetches per step turns that rule into a number a test (and the benchmark) can check: it must stay
 small and must not grow with the batch size.
 """

@@ -1,4 +1,4 @@
-"""Judge backend registry by exact name (DESIGN.md §1.2).
+"""Judge backend registry by exact name (docs/architecture.md §1.2).
 
 Factories import their module lazily, so building the `offline` backend never imports vLLM or httpx.
 """

@@ -1,4 +1,4 @@
-"""The judge backend interface (DESIGN.md §1.2): one request type, one protocol, one prompt hash.
+"""The judge backend interface (docs/architecture.md §1.2): one request type, one protocol, one prompt hash.
 
 Every backend (offline, vllm, openai) turns :class:`JudgeRequest` objects into raw judge *text*; the
 same parser (judge/parsing.py) reads that text for every backend, so a backend cannot bypass the
@@ -15,7 +15,7 @@ from typing import Protocol
 
 from scenarios.schema import ScenarioRow
 
-# Judge forms (DESIGN.md §1.2): pointwise = leak/omit JSON verdict, pairwise = `Score: n`.
+# Judge forms (docs/architecture.md §1.2): pointwise = leak/omit JSON verdict, pairwise = `Score: n`.
 REQUEST_KINDS = ("pointwise", "pairwise")
 
 

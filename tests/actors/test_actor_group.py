@@ -11,7 +11,7 @@ import ray
 from actors.config import ActorGroupConfig
 from actors.group import ActorGroup
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 
 
 @ray.remote

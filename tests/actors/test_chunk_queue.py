@@ -7,7 +7,7 @@ import ray
 
 from actors.chunk_queue import ChunkQueue, PromptChunk
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ from judge.serve_config import JudgePoolConfig
 from learner.config import LearnerConfig
 from rollout.config import RolloutConfig
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.e2e
 
 PIN = 0.01
 

@@ -16,7 +16,7 @@ from rollout.batch import TrajectoryBatch
 from rollout.config import RolloutConfig
 from rollout.weight_sync import WeightUpdate, encode_bucket, iter_buckets, manifest_entry
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 
 G = 2
 MAX_TOKENS = 8

@@ -9,15 +9,19 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -29,9 +33,52 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def head_cluster(tmp_path):
-    """A one-node cluster started the way the README says, with token authentication."""
+def _live_members(pgid: int) -> list[psutil.Process]:
+    """Processes of process group `pgid` that still run (zombies have finished and only await a reaper)."""
+    members = []
+    for proc in psutil.process_iter():
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
+                members.append(proc)
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return members
+
+
+def _stop_process_group(pgid: int, grace_s: float = 5.0) -> None:
+    """What `ray stop` does (SIGTERM, then SIGKILL after a grace period), limited to the head we started.
+
+    `ray stop` would end every Ray process on the machine, other people's clusters included.
+    """
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + grace_s
+        while _live_members(pgid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if not _live_members(pgid):
+            return
+
+
+def _submit(command: list[str], env: dict[str, str], deadline: float) -> subprocess.CompletedProcess[str]:
+    """`ray job submit`, again while the head's job agent has not registered yet (`ray start` returns first)."""
+    while True:
+        timeout = max(1.0, deadline - time.monotonic())
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+        if "No available agent to submit job" not in result.stdout + result.stderr or time.monotonic() > deadline - 60:
+            return result
+        time.sleep(1.0)
+
+
+@pytest.fixture(scope="module")
+def head_cluster():
+    """A one-node cluster started the way the README says, with token authentication, once per module.
+
+    `ray start` runs in a new session, so the head's daemons and workers share its process group and
+    teardown can stop exactly them; its own temp dir keeps its sockets and logs apart from other clusters.
+    """
     env = {
         **os.environ,
         "RAY_AUTH_MODE": "token",
@@ -40,6 +87,8 @@ def head_cluster(tmp_path):
         "VLLM_CPU_KVCACHE_SPACE": "1",
     }
     env.pop("RAY_ADDRESS", None)
+    # Short on purpose: Ray's Unix socket paths under it must stay within the 107-byte limit.
+    temp_dir = tempfile.mkdtemp(prefix="rjs-", dir="/tmp")
     dashboard_port = _free_port()
     start = [
         str(BIN / "ray"),
@@ -51,28 +100,39 @@ def head_cluster(tmp_path):
         "--include-dashboard=true",
         "--dashboard-host=127.0.0.1",
         f"--dashboard-port={dashboard_port}",
+        f"--temp-dir={temp_dir}",
     ]
-    subprocess.run(start, env=env, check=True, capture_output=True, timeout=180)
+    launcher = subprocess.Popen(
+        start, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    )
     try:
+        out, _ = launcher.communicate(timeout=180)
+        assert launcher.returncode == 0, out.decode(errors="replace")[-3000:]
         yield env, f"http://127.0.0.1:{dashboard_port}"
     finally:
-        subprocess.run([str(BIN / "ray"), "stop", "--force"], env=env, capture_output=True, timeout=120)
+        if launcher.poll() is None:
+            launcher.kill()
+        _stop_process_group(launcher.pid)
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
-def test_submitted_async_train_job_joins_the_running_cluster(head_cluster, tmp_path):
+def test_submitted_async_train_job_joins_the_running_cluster(head_cluster, tmp_path, tiny_model_dir):
+    # tiny_model_dir: built (or found) in .cache/models before the clock starts, so the job only loads it.
     env, address = head_cluster
     run_dir = tmp_path / "submitted-run"
+    submission_id = f"test-train-{secrets.token_hex(4)}"
     submit = [
         str(BIN / "ray"),
         "job",
         "submit",
         f"--address={address}",
+        f"--submission-id={submission_id}",
         f"--working-dir={REPO}",
         "--",
         "privacyalign",
         "train",
         f"--run-dir={run_dir}",
-        f"model.cache_dir={REPO / '.cache' / 'models'}",  # reuse the built tiny model
+        f"model.cache_dir={tiny_model_dir.parent}",  # the model the fixture built
         "trainer.num_steps=2",
         "trainer.schedule=async",
         "trainer.max_staleness=1",
@@ -84,7 +144,13 @@ def test_submitted_async_train_job_joins_the_running_cluster(head_cluster, tmp_p
         "rollout.max_tokens=32",
     ]
     started = time.monotonic()
-    result = subprocess.run(submit, env=env, capture_output=True, text=True, timeout=600)
+    try:
+        result = _submit(submit, env, deadline=started + 600)
+    finally:
+        # The job's entrypoint runs in its own session, outside the head's process group: a job left
+        # running by a timeout is stopped through Ray (a no-op once it has finished).
+        stop = [str(BIN / "ray"), "job", "stop", f"--address={address}", submission_id]
+        subprocess.run(stop, env=env, capture_output=True, timeout=120)
     tail = result.stdout[-6000:] + result.stderr[-3000:]
     assert result.returncode == 0, tail
     assert "succeeded" in tail.lower(), tail

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.e2e
 
 # Small but complete: 2 prompts × 4 samples per step, 2 dev and 2 test prompts in evaluations.
 SMALL = [

@@ -20,7 +20,7 @@ from jobs.training.prompt_schedule import PromptSchedule
 from jobs.training.trainer_config import TrainerConfig
 from rollout.batch import TrajectoryBatch
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 
 GENERATE_S, JUDGE_S, LEARN_S = 0.3, 0.5, 1.2
 STEPS = 3

@@ -161,7 +161,7 @@ def local_ray():
     ray.shutdown()
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_loop_skips_a_mostly_invalid_step_and_trains_on_a_masked_one(local_ray, make_row, make_answer, caplog):
     rows = {f"s{i}": make_row(row_id=f"s{i}") for i in range(4)}
     judge_cfg = JudgeConfig(max_invalid_fraction=0.5)

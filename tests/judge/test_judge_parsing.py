@@ -1,4 +1,4 @@
-"""Judge output parsing on a corpus of messy outputs (DESIGN.md §1.2), each with its expected verdict."""
+"""Judge output parsing on a corpus of messy outputs (docs/architecture.md §1.2), each with its expected verdict."""
 
 from __future__ import annotations
 

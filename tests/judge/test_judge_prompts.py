@@ -1,4 +1,4 @@
-"""Judge prompt rendering (DESIGN.md §1.2): the annotator block line by line, variants, truncation."""
+"""Judge prompt rendering (docs/architecture.md §1.2): the annotator block line by line, variants, truncation."""
 
 from __future__ import annotations
 

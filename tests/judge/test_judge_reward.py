@@ -1,4 +1,4 @@
-"""Reward modes, penalties and advantages (DESIGN.md §1.3) with hand-computed values and a scripted judge."""
+"""Reward modes, penalties and advantages (docs/architecture.md §1.3) with hand-computed values and a scripted judge."""
 
 from __future__ import annotations
 

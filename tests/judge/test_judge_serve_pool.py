@@ -26,7 +26,7 @@ from scenarios.config import bundled_scenarios_path
 from scenarios.loading import load_rows
 from scenarios.schema import ScenarioRow
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 
 LATENCY_S = 0.2
 TOKEN_ENV = "PRIVACYALIGN_TEST_JUDGE_TOKEN"

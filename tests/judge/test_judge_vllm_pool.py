@@ -27,7 +27,7 @@ from scenarios.config import bundled_scenarios_path
 from scenarios.loading import load_rows
 from scenarios.schema import ScenarioRow
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 
 JUDGE_CFG = JudgeConfig(backend="vllm", max_candidate_words=40, seed=3)
 

@@ -21,7 +21,7 @@ from learner.config import LearnerConfig
 from rollout.batch import TrajectoryBatch
 from rollout.weight_sync import decode_bucket
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 VOCAB = 256
 
 

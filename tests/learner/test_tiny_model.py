@@ -28,7 +28,7 @@ from rollout.prompts import render_messages
 from scenarios.config import bundled_scenarios_path
 from scenarios.loading import load_rows
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 # Sampled answers for the validity rate (temperature 1, cycling over the dev prompts).
 NUM_SAMPLES = 32
 

@@ -11,7 +11,7 @@ from rollout.batch import TrajectoryBatch
 from rollout.config import RolloutConfig
 from rollout.weight_sync import ObjectStoreReceiver, WeightUpdate, encode_bucket, iter_buckets, manifest_entry
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 logger = logging.getLogger(__name__)
 
 G = 3

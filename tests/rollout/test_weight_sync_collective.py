@@ -17,7 +17,7 @@ from rollout.weight_sync import WeightUpdate, make_receiver, manifest_entry
 
 pytestmark = [
     pytest.mark.gpu,
-    pytest.mark.slow,
+    pytest.mark.integration,
     pytest.mark.skipif(
         not torch.cuda.is_available() or torch.cuda.device_count() < 2, reason="needs 2 CUDA GPUs (NCCL, one rank each)"
     ),

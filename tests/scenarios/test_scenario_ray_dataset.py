@@ -13,6 +13,8 @@ import pytest
 from scenarios.config import DataConfig, bundled_scenarios_path
 from scenarios.loading import load_rows
 
+pytestmark = pytest.mark.integration
+
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "privacyalign" / "example_rows.jsonl"
 
 
@@ -29,7 +31,6 @@ def ray_local() -> Iterator[None]:
         ray.shutdown()
 
 
-@pytest.mark.slow
 def test_ray_dataset_matches_loader_and_reports_file_line_field(ray_local: None, tmp_path: Path) -> None:
     from scenarios.ray_dataset import decode_row, read_scenarios
 

@@ -11,10 +11,11 @@ import pytest
 
 from jobs import evaluate
 
+pytestmark = pytest.mark.integration
+
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_evaluate_tiny_model_all_benchmarks_and_resume(tmp_path, tiny_model_dir):
     import ray
