@@ -23,6 +23,7 @@ from jobs.config_loading import ConfigError, load_config
 from jobs.evaluation.config import BENCHMARKS, EvalConfig, EvalJobConfig, agent_labels, parse_agent_spec
 from jobs.evaluation.records import EvalItem, ResultStore
 from jobs.evaluation.run_setup import CONFIG_FILE, prepare_run
+from rollout.config import PROMPT_STYLES
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--compare", nargs=2, metavar=("A", "B"), help="two agents side by side (A = before, B = after)"
     )
     parser.add_argument("--judge-samples", type=int, help="judge each PrivacyAlign answer k times; report mean ± std")
-    parser.add_argument("--prompt-style", choices=("naive", "privacy_enhanced"), help="agent prompt style")
+    parser.add_argument("--prompt-style", choices=PROMPT_STYLES, help="agent prompt style")
     parser.add_argument("--split", choices=("dev", "test", "train", "all"), help="PrivacyAlign split (default dev)")
     parser.add_argument("--max-items", type=int, help="items per benchmark, in file order (0 = all)")
     parser.add_argument("--run-dir", help="output directory (default runs/evaluate-<UTC timestamp>)")

@@ -339,7 +339,7 @@ def _build(cfg: TinyModelConfig, out_dir: Path) -> dict[str, float | None]:
         dtype="float32",
     )
     model = Qwen2ForCausalLM(config).to(torch.float32)
-    warm: dict[str, float] = {}
+    warm: dict[str, float | None] = {"final_loss": None, "dev_answer_accuracy": None}
     if cfg.warm_start_steps:
         pairs = _warm_start_pairs(cfg, tokenizer, _warm_start_rows(cfg, source))
         # A fixed held-out sample of the dev split: its facts are never in the warm start's rows.

@@ -6,9 +6,11 @@ from dataclasses import dataclass, field
 
 from cluster.config_checks import FieldChecks
 from cluster.resources import check_custom_resources
+from rollout.prompts import SYSTEM_PROMPTS
 
-# Prompt renderers in rollout/prompts.py (docs/architecture.md §1.5: naive vs privacy-enhanced agent prompt).
-PROMPT_STYLES = ("naive", "privacy_enhanced")
+# Prompt renderers in rollout/prompts.py (docs/architecture.md §1.5: naive vs privacy-enhanced agent prompt,
+# and compact, the tiny CPU agent's).
+PROMPT_STYLES = tuple(SYSTEM_PROMPTS)
 # Receiving side of weight sync (rollout/weight_sync.py).
 WEIGHT_SYNC_TRANSPORTS = ("object_store", "collective")
 # vLLM `logprobs_mode`: processed = after temperature/top-p, i.e. the distribution actually sampled from.

@@ -9,11 +9,8 @@ from cluster.config_checks import FieldChecks
 from jobs.evaluation.records import BENCHMARKS
 from judge.config import JudgeConfig
 from judge.serve_config import JudgePoolConfig
-from rollout.config import RolloutConfig
+from rollout.config import PROMPT_STYLES, RolloutConfig
 from scenarios.config import SPLITS
-
-# Agent prompt renderers (rollout/config.py PROMPT_STYLES); ConfAIde maps privacy_enhanced to its privacy prompt.
-_PROMPT_STYLES = ("naive", "privacy_enhanced")
 
 
 @dataclass
@@ -61,7 +58,7 @@ class EvalConfig:
         if unknown or not self.benchmarks:
             checks.fail(f"eval.benchmarks must be a non-empty subset of {list(BENCHMARKS)}, got {self.benchmarks}")
         checks.one_of("split", SPLITS)
-        checks.one_of("prompt_style", _PROMPT_STYLES)
+        checks.one_of("prompt_style", PROMPT_STYLES)  # ConfAIde maps privacy_enhanced to its privacy prompt
         if len(self.agents) > 2:
             checks.fail(f"eval.agents takes at most two agents (use --compare A B), got {len(self.agents)}")
         checks.bounds("agent_samples", "judge_samples", "chunk_items", "max_tokens", ge=1)

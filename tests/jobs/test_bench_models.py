@@ -20,7 +20,8 @@ def test_shape_without_special_tokens_decodes_text_to_the_end(tmp_path):
     # The untied LM head is counted once more than with tied embeddings.
     assert checkpoint_parameters(model_dir) == shape.num_parameters
     special = {i for i, token in tokenizer.added_tokens_decoder.items() if token.special}
-    assert tokenizer.eos_token_id in special and len(special) > len(tokenizer) // 2  # W1 reserves most ids
+    # Reserved ids are a large share (about 40 % on the bundled v2 rows), so unzeroed rows would win many picks.
+    assert tokenizer.eos_token_id in special and len(special) > len(tokenizer) // 4
     # Greedy picks over random contexts: without the zeroed rows most picks would be special tokens.
     torch.manual_seed(0)
     with torch.no_grad():
