@@ -413,20 +413,33 @@ def split_sizes(num_rows: int) -> dict[str, int]:
     return {"train": num_rows - dev - test, "dev": dev, "test": test}
 
 
-def generate_split_rows(split: str, num_rows: int, rng: random.Random, *, first_index: int = 0) -> list[dict]:
+def _synthetic_forms(words: list[str], rng: random.Random) -> tuple[str, ...]:
+    """Three made-up surface forms of a made-up private matter, from words of the split's real forms."""
+    return tuple(f"a {' '.join(rng.sample(words, rng.randint(2, 3)))}" for _ in range(3))
+
+
+def generate_split_rows(
+    split: str, num_rows: int, rng: random.Random, *, first_index: int = 0, synthetic_share: float = 0.0
+) -> list[dict]:
     """`num_rows` rows of one split, drawing only that split's facts.
 
     Rows cycle through the split's facts (each used about equally often, in a seeded order) and
-    through the final actions, so every fact and action is covered whatever the row count.
+    through the final actions, so every fact and action is covered whatever the row count. With
+    `synthetic_share` > 0 that share of rows gets a made-up private matter instead (words of the
+    split's forms recombined): a warm start on them must learn to *copy* the private matter out of
+    the notes, because it cannot memorise tens of thousands of phrases, so it leaks unseen facts too.
     """
     if split not in dict(SPLIT_SHARES):
         raise ValueError(f"unknown split {split!r}; valid: {[name for name, _ in SPLIT_SHARES]}")
     pool = [(domain, forms) for domain, facts in sorted(fact_splits()[split].items()) for forms in facts]
     rng.shuffle(pool)
+    words = sorted({w for _, forms in pool for form in forms for w in form.split() if len(w) >= 4})
     actions = sorted(FINAL_ACTIONS)
     rows = []
     for i in range(num_rows):
         domain, forms = pool[i % len(pool)]
+        if synthetic_share and rng.random() < synthetic_share:
+            forms = _synthetic_forms(words, rng)
         action = actions[(i + first_index) % len(actions)]
         rows.append(generate_row(f"gen2-{split}-{i:04d}", split, action, domain, forms, rng))
     return rows
