@@ -57,7 +57,8 @@ def required_gpus(cfg: TrainConfig) -> dict[str, float]:
     return {
         "rollout": cfg.rollout.num_engines * cfg.rollout.num_gpus_per_engine,
         "learner": float(cfg.learner.num_ranks if cfg.cluster.num_gpus > 0 and cfg.learner.backend != "gloo" else 0),
-        "judge": cfg.judge_pool.max_replicas * cfg.judge_pool.num_gpus_per_replica,
+        # An attached shared pool (judge.pool) runs on GPUs of its own, not the job's.
+        "judge": 0.0 if cfg.judge.pool else cfg.judge_pool.max_replicas * cfg.judge_pool.num_gpus_per_replica,
     }
 
 

@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     from cluster.connect import connect
 
     # Ray is needed for vLLM rollout actors and the Serve judge pool; an endpoint + in-process judge runs without.
-    if cfg.eval.enable_judge_pool or any(parse_agent_spec(a).kind == "hf" for a in cfg.eval.agents):
+    if cfg.uses_judge_pool or any(parse_agent_spec(a).kind == "hf" for a in cfg.eval.agents):
         connect(cfg.cluster)
     run(cfg, run_dir, items)
     print(f"report: {run_dir / 'report.md'}")

@@ -290,7 +290,7 @@ def run(cfg: EvalJobConfig, run_dir: Path, rows: list[ScenarioRow]) -> dict[str,
         summary["human"] = {"rows": len(hub), "responses": 2 * len(hub), "backends": {}}
     for backend in ev.judge_backends:
         job_cfg = dataclasses.replace(cfg, judge=dataclasses.replace(cfg.judge, backend=backend))
-        judge = make_judge(job_cfg, rows=rows)
+        judge = make_judge(job_cfg, rows=rows, job="judge-eval")
         try:
             for variant in VARIANTS:
                 start = time.monotonic()
@@ -319,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     if isinstance(prepared, int):
         return prepared
     cfg, run_dir, rows = prepared
-    if cfg.eval.enable_judge_pool:
+    if cfg.uses_judge_pool:
         from cluster.connect import connect
 
         connect(cfg.cluster)

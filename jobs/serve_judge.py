@@ -1,9 +1,11 @@
 """`privacyalign serve-judge`: run the autoscaling judge pool standalone, shared by several jobs.
 
 Connects to `RAY_ADDRESS` when set (or `cluster.address`), else embeds a local cluster, deploys the
-judge application under `pool.app_name` and blocks until Ctrl-C. Training and evaluation jobs on the
-same cluster reach it with `serve.get_app_handle(app_name)`; outside callers POST to its HTTP route
-(loopback by default; a non-loopback `pool.http_host` requires the token in `pool.auth_token_env`).
+judge application under the stable name `pool.app_name` and blocks until Ctrl-C. Training and evaluation
+jobs on the same cluster attach with `judge.pool=<pool.app_name>` (their judge.* settings must match;
+they never rescale or delete it); outside callers POST to its HTTP route (loopback by default; a
+non-loopback bind requires the token in `pool.auth_token_env`). Serve keeps the HTTP bind it first
+started with, so start serve-judge before jobs that start their own, proxy-less pools.
 
     privacyalign serve-judge judge.backend=offline pool.max_replicas=4
     PRIVACYALIGN_JUDGE_TOKEN=... privacyalign serve-judge pool.http_host=0.0.0.0 pool.http_port=8000
@@ -46,7 +48,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="privacyalign serve-judge",
         description="Run the autoscaling judge pool on Ray Serve until Ctrl-C.",
         epilog="Trailing key=value pairs override the config, e.g. judge.backend=vllm pool.vllm.model=/path "
-        "pool.min_replicas=2 pool.http_host=0.0.0.0.",
+        "pool.min_replicas=2 pool.http_host=0.0.0.0. The pool runs as Serve app pool.app_name (default "
+        "privacyalign-judge); train and evaluate jobs on the cluster use it with judge.pool=<that name>.",
     )
     parser.add_argument(
         "--config", default=None, help="YAML file (or preset name) with cluster/data/judge/pool sections"
@@ -76,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("RAY_SERVE_QUEUE_LENGTH_RESPONSE_DEADLINE_S", "1.0")
     # Data before Ray: a bad row is reported as file:line: field with exit 2, not a traceback.
     try:
-        rows = {row.id: row for row in load_data(cfg.data).rows}
+        # Judge views, as a job's own pool holds: jobs attach to this pool and no judge sees ground truth.
+        rows = {row.id: row.judge_view() for row in load_data(cfg.data).rows}
     except (ValueError, OSError) as exc:
         print(ConfigError([f"data.source: {exc}"]), file=sys.stderr)
         return 2
@@ -86,11 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"serve-judge: {exc}")
         return 2
-    where = (
-        f"http://{cfg.pool.http_host}:{cfg.pool.http_port}{cfg.pool.route_prefix}"
-        if cfg.pool.enable_http
-        else "no HTTP"
-    )
+    where = f"http://{pool.http_bind[0]}:{pool.http_bind[1]}{cfg.pool.route_prefix}" if pool.http_bind else "no HTTP"
     logger.info("judge pool %r serving %d rows (%s); Ctrl-C to stop", cfg.pool.app_name, len(rows), where)
     try:
         threading.Event().wait()

@@ -6,6 +6,7 @@ Examples:
     privacyalign train --preset qwen3-4b-1node          # GPU preset
     privacyalign train --resume runs/20261129-081500    # continue a killed run from its last checkpoint
     ray job submit --working-dir . -- privacyalign train   # on a running cluster (see README)
+    privacyalign train judge.pool=privacyalign-judge    # judge with a running `serve-judge` pool, shared
 """
 
 from __future__ import annotations
@@ -86,6 +87,8 @@ def _progress_postfix(metrics: dict[str, float | None]) -> dict[str, str]:
 def reward_judge(cfg: TrainConfig) -> str:
     """Which judge produced the reward: the backend and its model."""
     backend = cfg.judge.backend
+    if cfg.judge.pool:
+        return f"{backend} (shared serve-judge pool {cfg.judge.pool!r}; its pool.* config names the model)"
     if backend == "vllm":
         model = cfg.judge_pool.vllm.model or f"the policy's starting checkpoint ({cfg.model.source})"
     elif backend == "openai":

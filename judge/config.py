@@ -13,6 +13,8 @@ from cluster.config_checks import FieldChecks
 REWARD_MODES = ("peer_pairwise", "anchor", "pointwise")
 # Which reference response the `anchor` mode compares every rollout against.
 ANCHOR_REFERENCES = ("a", "b")
+# Fields the job reads, not the judge pool: they may differ between a job and the shared pool it attaches to.
+JOB_SIDE_FIELDS = ("pool", "max_invalid_fraction")
 
 
 @dataclass
@@ -21,6 +23,8 @@ class JudgeConfig:
 
     # Judge backend registry name (judge/backends/__init__.py): offline, vllm, openai.
     backend: str = "offline"
+    # App name of a running `serve-judge` pool to judge with instead of starting one (empty = start our own).
+    pool: str = ""
     # How rewards are computed: peer_pairwise (all G(G−1)/2 pairs), anchor (vs a reference), pointwise.
     reward_mode: str = "peer_pairwise"
     # Show the human annotator block to the judge (the paper's annotation-conditioned judge).
@@ -52,6 +56,8 @@ class JudgeConfig:
         checks = FieldChecks(self, "judge")
         if not self.backend:
             checks.fail("judge.backend must name a backend, e.g. judge.backend=offline")
+        if self.pool != self.pool.strip():
+            checks.fail(f"judge.pool must be a Serve app name without surrounding spaces, got {self.pool!r}")
         checks.one_of("reward_mode", REWARD_MODES)
         checks.one_of("anchor_reference", ANCHOR_REFERENCES)
         checks.bounds("max_candidate_words", ge=1)

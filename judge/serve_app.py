@@ -41,7 +41,7 @@ from judge.backends.base import JudgeRequest, prompt_hash
 from judge.config import JudgeConfig
 from judge.http_request import BadJudgeRequest, HttpLimits, parse_judge_request
 from judge.reward import score_batch
-from judge.serve_config import JudgePoolConfig, is_loopback
+from judge.serve_config import JudgePoolConfig
 from rollout.batch import TrajectoryBatch
 from scenarios.schema import ScenarioRow
 
@@ -211,6 +211,10 @@ class JudgeIngress:
         """Counters for tests and monitoring: fresh judge calls made, cache entries held."""
         return {"judge_calls": self.judge_calls, "cache_entries": len(self._cache) if self._cache else 0}
 
+    async def settings(self) -> tuple[JudgeConfig, list[str]]:
+        """The judge config this pool scores with and the scenario ids it holds (checked by jobs that attach)."""
+        return self._judge_cfg, sorted(self._rows)
+
     async def judge_many(self, requests: Sequence[JudgeRequest]) -> list[JudgeOutput]:
         """One verdict per request, in order: many concurrent handle calls, so replicas share the load."""
         return list(await asyncio.gather(*(self._judge_cached(r) for r in requests)))
@@ -371,15 +375,8 @@ def build_app(
     a rescale (autoscaling config only) is then a lightweight in-place update, while a change of
     backend, judge config, rows or token still rolls the replicas.
 
-    Raises:
-        ValueError: HTTP is on a non-loopback host and no token is configured.
+    The caller decides whether a token is required (`check_http_exposure`, against the proxy's real bind).
     """
-    exposed = pool_cfg.enable_http and not is_loopback(pool_cfg.http_host)
-    if exposed and not token:
-        raise ValueError(
-            f"refusing to serve the judge on {pool_cfg.http_host} without a bearer token: set the "
-            f"{pool_cfg.auth_token_env} environment variable, or bind pool.http_host=127.0.0.1"
-        )
     backend_cfg = {"vllm": pool_cfg.vllm, "openai": pool_cfg.openai}.get(judge_cfg.backend, judge_cfg)
     judge_args = (judge_cfg, backend_cfg, pool_cfg.max_batch_size, pool_cfg.batch_wait_timeout_s)
     judge = JudgeDeployment.options(

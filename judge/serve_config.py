@@ -174,6 +174,26 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def check_http_exposure(host: str | None, token: str, token_env: str) -> None:
+    """Refuse to serve the judge route on a non-loopback address without a bearer token.
+
+    Args:
+        host: the address the HTTP proxy really binds (None = the app has no HTTP route). Once Serve
+            runs, its proxy keeps the bind it started with, whatever `pool.http_host` says.
+        token: the bearer token callers must send ("" = none configured).
+        token_env: the environment variable the token is read from (named in the error).
+
+    Raises:
+        ValueError: exposed without a token.
+    """
+    if host is not None and not is_loopback(host) and not token:
+        raise ValueError(
+            f"refusing to serve the judge on {host} without a bearer token: set the {token_env} environment "
+            "variable, or bind pool.http_host=127.0.0.1 (on a cluster where Serve already runs, its proxy's "
+            "bind counts, not pool.http_host)"
+        )
+
+
 def validate_pool_config(cfg: JudgePoolConfig) -> list[str]:
     """Cross-field problems of `cfg`, all of them (empty list = fine)."""
     errors = []

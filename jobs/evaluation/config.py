@@ -43,7 +43,7 @@ class EvalConfig:
     judge_samples: int = 1
     # Items per unit of work: answered, judged and appended to items.jsonl together (the resume granularity).
     chunk_items: int = 16
-    # Judge through the Ray Serve judge pool instead of a backend in the driver.
+    # Judge through a Ray Serve judge pool of this job's own instead of a backend in the driver (judge.pool= uses a shared one).
     enable_judge_pool: bool = False
     # Write prompts, answers and judge outputs into items.jsonl (private text; off by default).
     enable_scenario_text: bool = False
@@ -124,3 +124,8 @@ class EvalJobConfig:
     pool: JudgePoolConfig = field(default_factory=JudgePoolConfig)
     # Where the job runs: RAY_ADDRESS / an address, or an embedded local cluster.
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+
+    @property
+    def uses_judge_pool(self) -> bool:
+        """Judge through Ray Serve: a pool of the job's own (eval.enable_judge_pool) or a shared one (judge.pool)."""
+        return self.eval.enable_judge_pool or bool(self.judge.pool)

@@ -30,18 +30,20 @@ class EvalJudge:
     PrivacyLens questions (`ask`) carry the one secret asked about: upstream's judge prompt names it.
 
     Args:
-        cfg: the job config (its `judge` and `pool` sections and `eval.enable_judge_pool`).
+        cfg: the job config (an EvalJobConfig: its `judge` and `pool` sections, `uses_judge_pool`).
         rows: scenario rows the pool may look up by id (only used when the pool starts).
+        job: the job's name, part of its own pool's Serve app name.
     """
 
-    def __init__(self, cfg: Any, rows: Sequence[ScenarioRow] = ()):
+    def __init__(self, cfg: Any, rows: Sequence[ScenarioRow] = (), job: str = "evaluate"):
         self.judge_cfg = cfg.judge
         self._pool = None
         self._backend = None
-        if cfg.eval.enable_judge_pool:
-            from judge.pool import JudgePool
+        if cfg.uses_judge_pool:
+            from judge.pool import open_job_pool
 
-            self._pool = JudgePool.start(cfg.judge, cfg.pool, {row.id: row.judge_view() for row in rows})
+            # Requests carry their rows, so an attached pool needs none of the job's by id.
+            self._pool = open_job_pool(job, cfg.judge, cfg.pool, {row.id: row.judge_view() for row in rows})
         else:
             backend_cfg = {"vllm": cfg.pool.vllm, "openai": cfg.pool.openai}.get(cfg.judge.backend, cfg.judge)
             self._backend = make_backend(cfg.judge.backend, backend_cfg)
@@ -58,7 +60,7 @@ class EvalJudge:
         if self._pool is not None:
             from ray import serve
 
-            handle = serve.get_app_handle(self._pool.pool_cfg.app_name)
+            handle = serve.get_app_handle(self._pool.app_name)
             return [(v.text, v.error) for v in handle.judge_many.remote(requests).result()]
         try:
             outputs = self._backend.complete(requests)
@@ -119,5 +121,5 @@ class EvalJudge:
             self._backend.close()
 
 
-def make_judge(cfg: Any, rows: Sequence[ScenarioRow] = ()) -> EvalJudge:
-    return EvalJudge(cfg, rows)
+def make_judge(cfg: Any, rows: Sequence[ScenarioRow] = (), job: str = "evaluate") -> EvalJudge:
+    return EvalJudge(cfg, rows, job)

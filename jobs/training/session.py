@@ -24,7 +24,7 @@ from jobs.config_loading import ConfigError, to_dict
 from jobs.training.driver_fetch import DriverFetcher
 from jobs.training.metrics import EVAL_SPLITS
 from jobs.training.split_eval import evaluate_split_batch
-from judge.pool import JudgePool
+from judge.pool import JudgePool, open_job_pool
 from learner.checkpoint import latest_checkpoint
 from scenarios.loading import in_split, load_data
 
@@ -117,7 +117,8 @@ class TrainingSession:
         pool_cfg = cfg.judge_pool
         if cfg.judge.backend == "vllm" and not pool_cfg.vllm.model:
             pool_cfg = dataclasses.replace(pool_cfg, vllm=dataclasses.replace(pool_cfg.vllm, model=model_path))
-        self.judge = JudgePool.start(cfg.judge, pool_cfg, judge_rows_ref)
+        # Training scores its train split by scenario id, so a shared pool must hold those rows.
+        self.judge = open_job_pool("train", cfg.judge, pool_cfg, judge_rows_ref, self.train_ids)
 
     # ---- checkpoints -----------------------------------------------------------------------------
     def save_checkpoint(self, step: int, prompts_consumed: int) -> str:
@@ -159,7 +160,7 @@ class TrainingSession:
         refs = self.rollout.async_generate(
             ids, policy_version=policy_version, seed=10_000_019 + self.cfg.trainer.seed, samples_per_prompt=samples
         )
-        app = self.judge.pool_cfg.app_name
+        app = self.judge.app_name
         result = evaluate_split_batch.remote(
             app, self.cfg.judge, self.rows_ref, EVAL_SPLITS[split], ids, samples, *refs
         )

@@ -75,3 +75,11 @@ def test_node_pinning_settings_load_and_bad_ones_are_all_named():
     assert len(info.value.errors) == 3
     for key in ("learner.resources_per_rank", "resources_per_replica {'GPU'", "rollout.resources_per_engine"):
         assert any(key in error for error in info.value.errors), key
+
+
+def test_an_attached_judge_pool_takes_no_gpus_of_the_job():
+    cfg = load_train_config("qwen3-4b-1node", [])
+    assert required_gpus(cfg)["judge"] > 0
+    attached = load_train_config("qwen3-4b-1node", ["judge.pool=privacyalign-judge"])
+    assert required_gpus(attached)["judge"] == 0
+    assert required_gpus(attached)["rollout"] == required_gpus(cfg)["rollout"]

@@ -7,7 +7,13 @@ import pytest
 from judge.backends import backend_names, make_backend
 from judge.config import JudgeConfig
 from judge.serve_app import build_app
-from judge.serve_config import JudgePoolConfig, VllmBackendConfig, is_loopback, validate_pool_config
+from judge.serve_config import (
+    JudgePoolConfig,
+    VllmBackendConfig,
+    check_http_exposure,
+    is_loopback,
+    validate_pool_config,
+)
 
 
 def test_defaults_are_loopback_and_consistent() -> None:
@@ -73,9 +79,12 @@ def test_registry_lists_all_backends() -> None:
 
 
 def test_exposed_http_without_token_is_refused() -> None:
-    exposed = JudgePoolConfig(http_host="0.0.0.0")
-    with pytest.raises(ValueError, match="PRIVACYALIGN_JUDGE_TOKEN"):
-        build_app(JudgeConfig(), exposed, None, token="")
-    build_app(JudgeConfig(), exposed, None, token="t0ken")  # with a token it builds
-    build_app(JudgeConfig(), JudgePoolConfig(), None, token="")  # loopback needs none
-    build_app(JudgeConfig(), JudgePoolConfig(http_host="0.0.0.0", enable_http=False), None, token="")
+    # The host is the proxy's real bind (judge/pool.py reads it from a running Serve), not pool.http_host.
+    env = JudgePoolConfig().auth_token_env
+    for exposed in ("0.0.0.0", "::", "10.1.2.3", "judge.internal"):
+        with pytest.raises(ValueError, match=f"{env}.*pool.http_host=127.0.0.1"):
+            check_http_exposure(exposed, "", env)
+        check_http_exposure(exposed, "t0ken", env)  # with a token it may serve
+    check_http_exposure("127.0.0.1", "", env)  # loopback needs none
+    check_http_exposure(None, "", env)  # no HTTP route at all
+    build_app(JudgeConfig(), JudgePoolConfig(http_host="0.0.0.0"), None, token="t0ken")

@@ -28,3 +28,12 @@ def test_pointwise_and_pairwise_requests_carry_the_judge_view_only():
         assert request.row == row.judge_view()
         assert request.row.sensitive_facts == () and request.row.sensitive_surface_forms == ()
         assert request.row.relevant_facts == () and request.row.split == ""
+
+
+def test_naming_a_shared_pool_judges_through_it():
+    from jobs.config_loading import load_config
+
+    assert not EvalJobConfig().uses_judge_pool  # default: a backend in the driver, no Ray
+    assert load_config(EvalJobConfig, None, ["eval.enable_judge_pool=true"]).uses_judge_pool
+    shared = load_config(EvalJobConfig, None, ["judge.pool=privacyalign-judge"])
+    assert shared.uses_judge_pool and not shared.eval.enable_judge_pool

@@ -1,0 +1,40 @@
+"""Which judge app a job uses, without starting Ray: unique names for its own pool, checks for a shared one."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from judge.config import JudgeConfig
+from judge.pool import JudgePool, _settings_mismatches, job_pool_config
+from judge.serve_config import JudgePoolConfig
+
+
+def test_job_pools_get_unique_names_and_routes_with_http_off() -> None:
+    shared = JudgePoolConfig(app_name="privacyalign-judge", enable_http=True)
+    names = {job_pool_config(shared, "train").app_name for _ in range(50)}
+    assert len(names) == 50
+    own = job_pool_config(shared, "evaluate")
+    assert re.fullmatch(r"privacyalign-judge-evaluate-[0-9a-f]{8}", own.app_name)
+    assert own.route_prefix == f"/{own.app_name}" and not own.enable_http
+    # The job's other settings are kept, and the shared config itself is untouched.
+    assert own.max_replicas == shared.max_replicas
+    assert shared.app_name == "privacyalign-judge" and shared.route_prefix == "/judge" and shared.enable_http
+
+
+def test_attach_compares_every_setting_the_pool_judges_with() -> None:
+    # judge.pool and max_invalid_fraction are read by the job, so they may differ from the pool's.
+    assert _settings_mismatches(JudgeConfig(pool="shared", max_invalid_fraction=0.1), JudgeConfig()) == []
+    assert _settings_mismatches(JudgeConfig(reward_mode="anchor", seed=3), JudgeConfig()) == [
+        "judge.reward_mode: job 'anchor', pool 'peer_pairwise'",
+        "judge.seed: job 3, pool 0",
+    ]
+
+
+def test_judge_pool_name_is_checked_and_never_set_on_the_pool_being_started() -> None:
+    with pytest.raises(ValueError, match="judge.pool"):
+        JudgeConfig(pool=" privacyalign-judge")
+    # serve-judge deploys a pool; naming one to attach to there is a mistake (caught before Serve starts).
+    with pytest.raises(ValueError, match="judge.pool='privacyalign-judge' names a running pool"):
+        JudgePool.start(JudgeConfig(pool="privacyalign-judge"), JudgePoolConfig(), None)
