@@ -33,7 +33,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="privacyalign evaluate",
         description="Evaluate one agent (or two side by side) on PrivacyAlign, PrivacyLens and ConfAIde.",
         epilog="Trailing key=value pairs override the config (sections eval, rollout, judge, pool, cluster), "
-        "e.g. judge.backend=openai pool.openai.model=gpt-5.5 rollout.num_engines=2.",
+        "e.g. judge.backend=openai pool.openai.model=gpt-5.5 rollout.num_engines=2; "
+        "judge.pool=privacyalign-judge judges with a running `serve-judge` pool of that app name.",
     )
     parser.add_argument(
         "--benchmark",
