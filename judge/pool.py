@@ -17,7 +17,7 @@ import ray
 from ray import serve
 
 from judge.config import JudgeConfig
-from judge.serve_app import build_app
+from judge.serve_app import build_app, score_timeout_s
 from judge.serve_config import JudgePoolConfig, is_loopback, validate_pool_config
 from rollout.batch import TrajectoryBatch
 from scenarios.schema import ScenarioRow
@@ -25,12 +25,22 @@ from scenarios.schema import ScenarioRow
 logger = logging.getLogger(__name__)
 
 JUDGE_DEPLOYMENT = "JudgeDeployment"
+# Seconds for the ingress to report its counters (no judging involved).
+STATS_TIMEOUT_S = 60.0
 
 
 @ray.remote(num_cpus=0)
-def _score_via_ingress(app_name: str, batch: TrajectoryBatch) -> TrajectoryBatch:
-    """Zero-CPU hop that turns a Serve response into an ObjectRef (the task's result)."""
-    return serve.get_app_handle(app_name).score.remote(batch).result()
+def _score_via_ingress(app_name: str, batch: TrajectoryBatch, timeout_s: float) -> TrajectoryBatch:
+    """Zero-CPU hop that turns a Serve response into an ObjectRef (the task's result).
+
+    Raises:
+        TimeoutError: the ingress did not answer within `timeout_s` (its own requests have deadlines,
+            so only a hung ingress gets here); the message names the app.
+    """
+    try:
+        return serve.get_app_handle(app_name).score.remote(batch).result(timeout_s=timeout_s)
+    except TimeoutError:
+        raise TimeoutError(f"judge pool {app_name!r} did not score a batch within {timeout_s:g} s") from None
 
 
 class JudgePool:
@@ -94,7 +104,7 @@ class JudgePool:
 
     def async_score(self, batch_ref: ray.ObjectRef) -> ray.ObjectRef:
         """ObjectRef of the scored batch; the payload never reaches the calling process."""
-        return _score_via_ingress.remote(self.pool_cfg.app_name, batch_ref)
+        return _score_via_ingress.remote(self.pool_cfg.app_name, batch_ref, score_timeout_s(self.pool_cfg))
 
     def set_min_replicas(self, n: int, *, wait: bool = False) -> None:
         """Raise (before a rollout wave) or lower (while the learner works) the replica floor."""
@@ -127,7 +137,7 @@ class JudgePool:
 
     def stats(self) -> dict[str, int]:
         """Ingress counters: fresh judge calls made and cache entries held."""
-        return serve.get_app_handle(self.pool_cfg.app_name).stats.remote().result()
+        return serve.get_app_handle(self.pool_cfg.app_name).stats.remote().result(timeout_s=STATS_TIMEOUT_S)
 
     def shutdown(self) -> None:
         """Delete the application (its replicas and engines); Serve itself stays up for other apps."""

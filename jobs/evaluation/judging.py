@@ -58,8 +58,11 @@ class EvalJudge:
         if self._pool is not None:
             from ray import serve
 
+            from judge.serve_app import score_timeout_s
+
             handle = serve.get_app_handle(self._pool.pool_cfg.app_name)
-            return [(v.text, v.error) for v in handle.judge_many.remote(requests).result()]
+            verdicts = handle.judge_many.remote(requests).result(timeout_s=score_timeout_s(self._pool.pool_cfg))
+            return [(v.text, v.error) for v in verdicts]
         try:
             outputs = self._backend.complete(requests)
         except Exception as exc:  # process boundary: a dead backend becomes per-request judge errors

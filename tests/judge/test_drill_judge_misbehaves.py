@@ -16,7 +16,7 @@ import pytest
 import ray
 
 from actors.batch_tasks import summarize
-from jobs.training.loop import RLLoop
+from jobs.training.loop import RLLoop, StageDeadlines
 from jobs.training.prompt_schedule import PromptSchedule
 from jobs.training.trainer_config import TrainerConfig
 from judge.backends.base import JudgeRequest
@@ -146,12 +146,12 @@ class RecordingLearner:
     def __init__(self):
         self.trained_on: list[TrajectoryBatch] = []
 
-    def async_train_step(self, shards: list[ray.ObjectRef]) -> ray.ObjectRef:
+    def async_train_step(self, shards: list[ray.ObjectRef]) -> list[ray.ObjectRef]:
         self.trained_on += ray.get(shards)
-        return ray.put({"loss": 0.0})
+        return [ray.put({"loss": 0.0})]
 
-    def async_export_weights(self, version: int) -> ray.ObjectRef:
-        return ray.put(version)
+    def async_export_weights(self, version: int) -> list[ray.ObjectRef]:
+        return [ray.put(version)]
 
 
 @pytest.fixture(scope="module")
@@ -176,6 +176,7 @@ def test_loop_skips_a_mostly_invalid_step_and_trains_on_a_masked_one(local_ray, 
         ScriptedJudgePool(rows, judge_cfg),
         learner,
         max_invalid_fraction=judge_cfg.max_invalid_fraction,
+        deadlines=StageDeadlines(generate_s=60, judge_s=60, learn_s=60),
     )
 
     with caplog.at_level(logging.WARNING, logger="jobs.training.loop"):
