@@ -75,3 +75,13 @@ def test_node_pinning_settings_load_and_bad_ones_are_all_named():
     assert len(info.value.errors) == 3
     for key in ("learner.resources_per_rank", "resources_per_replica {'GPU'", "rollout.resources_per_engine"):
         assert any(key in error for error in info.value.errors), key
+
+
+def test_deadlines_must_be_positive_and_each_is_named():
+    overrides = ["rollout.call_timeout_s=0", "learner.call_timeout_s=-1", "judge_pool.request_timeout_s=0"]
+    overrides += ["judge_pool.health_check_timeout_s=0"]
+    with pytest.raises(ConfigError) as info:
+        load_train_config("tiny-cpu", overrides)
+    text = str(info.value)
+    for key in ("rollout.call_timeout_s", "learner.call_timeout_s", "pool.request_timeout_s", "health_check_timeout_s"):
+        assert f"{key} must be > 0" in text, text
