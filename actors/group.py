@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import ray
@@ -71,7 +71,7 @@ class ActorGroup:
         extra: dict[str, Any] = {}
         if cfg.enable_rendezvous:
             probe = _free_address.options(scheduling_strategy=self._strategy(0)).remote()
-            self.master_addr, self.master_port = ray.get(probe)
+            self.master_addr, self.master_port = ray.get(probe, timeout=cfg.placement_timeout_s)
             extra = {"master_addr": self.master_addr, "master_port": self.master_port}
 
         self.actors: list[ActorHandle] = [
@@ -161,6 +161,54 @@ class ActorGroup:
             remove_placement_group(self.placement_group)
             self.placement_group = None
         logger.info("%s: shut down", self.name)
+
+
+class ActorCallError(RuntimeError):
+    """An actor call failed or missed its deadline; the message names the actor (e.g. "learner rank 1")."""
+
+
+def fetch_checked(ref: ray.ObjectRef, label: str, fetch: Callable[[ray.ObjectRef], Any] = ray.get) -> Any:
+    """`fetch(ref)` of a ready ref; a failed call raises ActorCallError naming `label`."""
+    try:
+        return fetch(ref)
+    except ray.exceptions.RayError as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ActorCallError(f"{label} failed: {type(exc).__name__}: {first_line}") from exc
+
+
+def get_all(
+    refs: Sequence[ray.ObjectRef],
+    labels: Sequence[str],
+    timeout_s: float,
+    fetch: Callable[[ray.ObjectRef], Any] = ray.get,
+) -> list[Any]:
+    """Every ref's value, failing at the first failed call or at the deadline, with the actor named.
+
+    `ray.get` on a list waits for the slowest ref before raising. For a collective call that is
+    fatal: when one learner rank dies, the others block in torch.distributed until its timeout
+    (10 min in DeepSpeed), so the dead rank's error would surface only then.
+
+    Args:
+        refs: one ref per call, e.g. `group.run_all(...)`.
+        labels: what each ref is, for the error ("learner rank 1 (save_checkpoint)").
+        timeout_s: seconds all refs together may take.
+        fetch: how a ready ref is read (`DriverFetcher.get` to count the bytes).
+
+    Raises:
+        ActorCallError: a call failed, or some were not done within `timeout_s` (all of those named).
+    """
+    deadline = time.monotonic() + timeout_s
+    pending = dict(zip(refs, labels, strict=True))
+    values: dict[ray.ObjectRef, Any] = {}
+    while pending:
+        ready, _ = ray.wait(
+            list(pending), num_returns=1, timeout=max(0.0, deadline - time.monotonic()), fetch_local=False
+        )
+        if not ready:
+            raise ActorCallError(f"{', '.join(pending.values())} did not finish within {timeout_s:g} s")
+        for ref in ready:
+            values[ref] = fetch_checked(ref, pending.pop(ref), fetch)
+    return [values[ref] for ref in refs]
 
 
 def _unsatisfied_message(name: str, bundles: list[dict[str, float]], cfg: ActorGroupConfig, waited_s: float) -> str:

@@ -1,11 +1,13 @@
 """`privacyalign serve-judge`: run the autoscaling judge pool standalone, shared by several jobs.
 
 Connects to `RAY_ADDRESS` when set (or `cluster.address`), else embeds a local cluster, deploys the
-judge application under the stable name `pool.app_name` and blocks until Ctrl-C. Training and evaluation
-jobs on the same cluster attach with `judge.pool=<pool.app_name>` (their judge.* settings must match;
-they never rescale or delete it); outside callers POST to its HTTP route (loopback by default; a
+judge application under the stable name `pool.app_name` and blocks until Ctrl-C or SIGTERM. Training and
+evaluation jobs on the same cluster attach with `judge.pool=<pool.app_name>` (their judge.* settings must
+match; they never rescale or delete it); outside callers POST to its HTTP route (loopback by default; a
 non-loopback bind requires the token in `pool.auth_token_env`). Serve keeps the HTTP bind it first
-started with, so start serve-judge before jobs that start their own, proxy-less pools.
+started with, so start serve-judge before jobs that start their own, proxy-less pools. SIGTERM (what
+Kubernetes and `ray job stop` send) and Ctrl-C stop it gracefully: Serve drains the requests in flight,
+the app is deleted, and the process exits 0.
 
     privacyalign serve-judge judge.backend=offline pool.max_replicas=4
     PRIVACYALIGN_JUDGE_TOKEN=... privacyalign serve-judge pool.http_host=0.0.0.0 pool.http_port=8000
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -46,7 +49,7 @@ class ServeJudgeConfig:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="privacyalign serve-judge",
-        description="Run the autoscaling judge pool on Ray Serve until Ctrl-C.",
+        description="Run the autoscaling judge pool on Ray Serve until Ctrl-C or SIGTERM (then drain and exit 0).",
         epilog="Trailing key=value pairs override the config, e.g. judge.backend=vllm pool.vllm.model=/path "
         "pool.min_replicas=2 pool.http_host=0.0.0.0. The pool runs as Serve app pool.app_name (default "
         "privacyalign-judge); train and evaluate jobs on the cluster use it with judge.pool=<that name>.",
@@ -91,13 +94,29 @@ def main(argv: list[str] | None = None) -> int:
         print(f"serve-judge: {exc}")
         return 2
     where = f"http://{pool.http_bind[0]}:{pool.http_bind[1]}{cfg.pool.route_prefix}" if pool.http_bind else "no HTTP"
-    logger.info("judge pool %r serving %d rows (%s); Ctrl-C to stop", cfg.pool.app_name, len(rows), where)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        logger.info("stopping judge pool %r", cfg.pool.app_name)
-    pool.shutdown()
+    stop = _stop_on_signals()
+    logger.info("judge pool %r serving %d rows (%s); Ctrl-C or SIGTERM to stop", cfg.pool.app_name, len(rows), where)
+    stop.wait()
+    logger.info("stopping judge pool %r: draining requests in flight, then deleting it", cfg.pool.app_name)
+    pool.shutdown()  # Serve's graceful replica shutdown lets in-flight requests finish first
+    logger.info("judge pool %r deleted", cfg.pool.app_name)
     return 0
+
+
+def _stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM or SIGINT, replacing Ray's driver handler (which exits 1 with a stack dump).
+
+    Installed after `ray.init`, which installs that handler.
+    """
+    stop = threading.Event()
+
+    def _handle(signum: int, _frame: object) -> None:
+        logger.info("received %s", signal.Signals(signum).name)
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _handle)
+    return stop
 
 
 if __name__ == "__main__":

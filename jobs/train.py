@@ -22,6 +22,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from actors.group import ActorCallError
 from jobs.config import TrainConfig, load_train_config
 from jobs.config_loading import ConfigError, save_config
 from jobs.evaluation.report import split_rate_table
@@ -148,6 +149,7 @@ def run(cfg: TrainConfig, run_dir: Path, *, resume: bool) -> dict[str, Any]:
             session.judge,
             session.learner,
             max_invalid_fraction=cfg.judge.max_invalid_fraction,
+            deadlines=session.deadlines,
             policy_version=start_step,
         )
         if start_step == 0:
@@ -208,6 +210,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except TooManySkippedSteps as exc:
         print(f"privacyalign train: {exc}", file=sys.stderr)
+        return 1
+    except ActorCallError as exc:  # a hung or dead engine, learner rank or judge: named in the message
+        print(
+            f"privacyalign train: {exc}\ncontinue from the last checkpoint: privacyalign train --resume {run_dir}",
+            file=sys.stderr,
+        )
         return 1
     print(f"run directory: {run_dir}\n{render_summary(summary)}")
     return 0

@@ -27,7 +27,7 @@ from ray.serve.exceptions import RayServeException
 from ray.serve.schema import ServeInstanceDetails
 
 from judge.config import JOB_SIDE_FIELDS, JudgeConfig
-from judge.serve_app import build_app
+from judge.serve_app import build_app, score_timeout_s
 from judge.serve_config import JudgePoolConfig, check_http_exposure, is_loopback, validate_pool_config
 from rollout.batch import TrajectoryBatch
 from scenarios.schema import ScenarioRow
@@ -36,12 +36,22 @@ logger = logging.getLogger(__name__)
 
 JUDGE_DEPLOYMENT = "JudgeDeployment"
 INGRESS_DEPLOYMENT = "JudgeIngress"
+# Seconds for the ingress to report its counters (no judging involved).
+STATS_TIMEOUT_S = 60.0
 
 
 @ray.remote(num_cpus=0)
-def _score_via_ingress(app_name: str, batch: TrajectoryBatch) -> TrajectoryBatch:
-    """Zero-CPU hop that turns a Serve response into an ObjectRef (the task's result)."""
-    return serve.get_app_handle(app_name).score.remote(batch).result()
+def _score_via_ingress(app_name: str, batch: TrajectoryBatch, timeout_s: float) -> TrajectoryBatch:
+    """Zero-CPU hop that turns a Serve response into an ObjectRef (the task's result).
+
+    Raises:
+        TimeoutError: the ingress did not answer within `timeout_s` (its own requests have deadlines,
+            so only a hung ingress gets here); the message names the app.
+    """
+    try:
+        return serve.get_app_handle(app_name).score.remote(batch).result(timeout_s=timeout_s)
+    except TimeoutError:
+        raise TimeoutError(f"judge pool {app_name!r} did not score a batch within {timeout_s:g} s") from None
 
 
 def job_pool_config(pool_cfg: JudgePoolConfig, job: str) -> JudgePoolConfig:
@@ -66,12 +76,12 @@ def open_job_pool(
     Args:
         job: short job kind for the app name (`train`, `evaluate`, `judge-eval`).
         judge_cfg: the job's judge section (an attached pool must score with the same settings).
-        pool_cfg: the job's pool section (used only when starting its own pool).
+        pool_cfg: the job's pool section (its request deadline always applies; the rest only when starting).
         rows: judge views of the scenario rows, or a ref to them (used only when starting).
         scored_ids: scenarios the job will score by id through `async_score`; an attached pool must hold them.
     """
     if judge_cfg.pool:
-        return JudgePool.attach(judge_cfg.pool, judge_cfg, scored_ids)
+        return JudgePool.attach(judge_cfg.pool, judge_cfg, score_timeout_s(pool_cfg), scored_ids)
     return JudgePool.start(judge_cfg, job_pool_config(pool_cfg, job), rows)
 
 
@@ -127,6 +137,7 @@ class JudgePool:
         app_name: str,
         judge_cfg: JudgeConfig,
         pool_cfg: JudgePoolConfig | None,
+        score_deadline_s: float,
         rows_ref: ray.ObjectRef | None = None,
         token: str = "",
         http_bind: tuple[str, int] | None = None,
@@ -134,6 +145,8 @@ class JudgePool:
         self.app_name = app_name
         self.judge_cfg = judge_cfg
         self.pool_cfg = pool_cfg
+        # How long one batch's score call may take (judge.serve_app.score_timeout_s of the job's pool section).
+        self.score_deadline_s = score_deadline_s
         # Where the HTTP route is really served (host, port); None = handle calls only.
         self.http_bind = http_bind
         self._rows_ref = rows_ref
@@ -189,7 +202,7 @@ class JudgePool:
         else:
             serve.start(proxy_location="Disabled")
         rows_ref = ray.put(rows) if isinstance(rows, dict) else rows
-        pool = cls(pool_cfg.app_name, judge_cfg, pool_cfg, rows_ref, token, http_bind)
+        pool = cls(pool_cfg.app_name, judge_cfg, pool_cfg, score_timeout_s(pool_cfg), rows_ref, token, http_bind)
         pool._deploy(wait=wait)
         logger.info(
             "judge pool %s up: backend=%s replicas %d..%d",
@@ -201,8 +214,12 @@ class JudgePool:
         return pool
 
     @classmethod
-    def attach(cls, app_name: str, judge_cfg: JudgeConfig, scored_ids: Collection[str] = ()) -> JudgePool:
+    def attach(
+        cls, app_name: str, judge_cfg: JudgeConfig, score_deadline_s: float, scored_ids: Collection[str] = ()
+    ) -> JudgePool:
         """A running shared pool (`privacyalign serve-judge`) by app name; this process never rescales or deletes it.
+
+        `score_deadline_s` bounds each of this job's score calls (the job's deadline, not the pool's).
 
         The pool scores with its own judge settings and scenario rows, so both are checked against the
         job's: a run must not record one reward setup while being trained on another.
@@ -240,7 +257,7 @@ class JudgePool:
             app_name,
             len(pool_ids),
         )
-        return cls(app_name, pool_judge_cfg, None)
+        return cls(app_name, pool_judge_cfg, None, score_deadline_s)
 
     def _deploy(self, *, wait: bool) -> None:
         assert self.pool_cfg is not None, "only an owned pool is (re)deployed"
@@ -251,7 +268,7 @@ class JudgePool:
 
     def async_score(self, batch_ref: ray.ObjectRef) -> ray.ObjectRef:
         """ObjectRef of the scored batch; the payload never reaches the calling process."""
-        return _score_via_ingress.remote(self.app_name, batch_ref)
+        return _score_via_ingress.remote(self.app_name, batch_ref, self.score_deadline_s)
 
     def set_min_replicas(self, n: int, *, wait: bool = False) -> None:
         """Raise (before a rollout wave) or lower (while the learner works) the replica floor."""
@@ -295,7 +312,7 @@ class JudgePool:
 
     def stats(self) -> dict[str, int]:
         """Ingress counters: fresh judge calls made and cache entries held."""
-        return serve.get_app_handle(self.app_name).stats.remote().result()
+        return serve.get_app_handle(self.app_name).stats.remote().result(timeout_s=STATS_TIMEOUT_S)
 
     def shutdown(self) -> None:
         """Delete the application if this process deployed it; Serve and shared pools stay up for other jobs."""

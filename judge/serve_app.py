@@ -12,7 +12,8 @@ rewards; the ingress hands it a backend whose `complete` fans requests out to th
 many concurrent handle calls, so load spreads over replicas and the autoscaler sees the queue.
 Identical requests are judged once (cache keyed by scenario, candidates, judge model, prompt hash),
 and a replica dying mid-request costs a retry on another replica, or after `max_request_attempts`
-an explicit `judge_error` verdict, never a silent zero.
+an explicit `judge_error` verdict, never a silent zero. A request that outlives `request_timeout_s`
+(a hung replica or backend) ends the same way, and Serve's health check replaces the hung replica.
 """
 
 from __future__ import annotations
@@ -49,6 +50,18 @@ logger = logging.getLogger(__name__)
 
 # Failures that mean "that replica is gone", not "this request is bad": worth another replica.
 _REPLICA_LOST = (RayActorError, ReplicaUnavailableError, DeploymentUnavailableError)
+# Seconds for planning and parsing one batch in the ingress, on top of its requests' deadlines.
+SCORE_SLACK_S = 60.0
+
+
+def score_timeout_s(pool_cfg: JudgePoolConfig) -> float:
+    """Deadline of one batch's score call through the ingress.
+
+    Each request's judge call and the one-off judge-model lookup before it are each bounded by
+    `request_timeout_s` (a duplicate request waits on its twin, which started earlier), so a batch
+    ends within twice that plus the ingress's own planning and parsing.
+    """
+    return 2 * pool_cfg.request_timeout_s + SCORE_SLACK_S
 
 
 @dataclass(frozen=True)
@@ -82,6 +95,8 @@ class IngressSettings:
     token_sha256: str
     # Caps on HTTP requests (body, items, candidates, text length).
     http_limits: HttpLimits
+    # Seconds one judge call may take, retries on lost replicas included; then it is a `judge_error`.
+    request_timeout_s: float
 
 
 def candidate_hash(request: JudgeRequest) -> str:
@@ -94,13 +109,40 @@ def candidate_hash(request: JudgeRequest) -> str:
 
 @serve.deployment(name="JudgeDeployment")
 class JudgeDeployment:
-    """One judge replica: a backend (offline / vllm / openai) fed batches by `@serve.batch`."""
+    """One judge replica: a backend (offline / vllm / openai) fed batches by `@serve.batch`.
 
-    def __init__(self, judge_cfg: JudgeConfig, backend_cfg: Any, max_batch_size: int, batch_wait_timeout_s: float):
+    Args:
+        stuck_after_s: a backend call running longer than this fails the health check, so Serve
+            replaces the replica (the ingress gave up on its requests at the same deadline).
+    """
+
+    def __init__(
+        self,
+        judge_cfg: JudgeConfig,
+        backend_cfg: Any,
+        max_batch_size: int,
+        batch_wait_timeout_s: float,
+        stuck_after_s: float,
+    ):
         self._backend = make_backend(judge_cfg.backend, backend_cfg)
         self._replica = serve.get_replica_context().replica_id.unique_id
+        self._stuck_after_s = stuck_after_s
+        # Start times (monotonic) of backend calls in flight, by call id.
+        self._running: dict[int, float] = {}
         self.judge.set_max_batch_size(max_batch_size)
         self.judge.set_batch_wait_timeout_s(batch_wait_timeout_s)
+
+    def check_health(self) -> None:
+        """Serve's periodic probe: fail when a backend call hangs or the backend reports itself dead.
+
+        Runs on the replica's event loop while backend calls run in worker threads, so it answers
+        even when a call is stuck; a replica whose whole process hangs misses the probe's timeout.
+        """
+        now = time.monotonic()
+        oldest = min(self._running.values(), default=now)
+        if now - oldest > self._stuck_after_s:
+            raise RuntimeError(f"judge backend call running for {now - oldest:.0f} s (limit {self._stuck_after_s:g} s)")
+        self._backend.check_health()
 
     def describe(self) -> str:
         """The judge model: part of the ingress's cache keys, needed before any request is judged."""
@@ -109,12 +151,16 @@ class JudgeDeployment:
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
     async def judge(self, requests: list[JudgeRequest]) -> list[JudgeOutput]:
         """Judge a batch; a backend failure becomes one error verdict per request, not a dead replica."""
+        call = id(requests)
+        self._running[call] = time.monotonic()
         try:
             # A worker thread: backends block (vLLM generate, offline latency), the event loop must not.
             outputs: Sequence[Any] = await asyncio.to_thread(self._backend.complete, requests)
         except Exception as exc:  # process boundary: keep serving, report the failure per request
             logger.exception("judge backend failed on a batch of %d requests", len(requests))
             outputs = [exc] * len(requests)
+        finally:
+            del self._running[call]
         return [
             JudgeOutput(
                 text="" if isinstance(out, Exception) else out,
@@ -297,7 +343,7 @@ class JudgeIngress:
             return await self._judge_with_retries(request)
         try:
             model = await self._model()
-        except _REPLICA_LOST:  # no replica to ask: judge uncached, which ends in an explicit judge_error
+        except (*_REPLICA_LOST, TimeoutError):  # no replica answers: judge uncached, ending in an explicit judge_error
             return await self._judge_with_retries(request)
         key = (request.row.id, candidate_hash(request), model, prompt_hash(request.messages))
         pending = self._cache.get(key)
@@ -328,20 +374,27 @@ class JudgeIngress:
         except Exception as exc:  # boundary of a remote call: every request must end in a verdict
             logger.warning("judge request for scenario %s failed: %s", request.row.id, type(exc).__name__)
             error = f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, TimeoutError):
+                error = f"TimeoutError: no judge answer within {self._settings.request_timeout_s:g} s"
             return JudgeOutput(
                 "", error, self._judge_model or "", prompt_hash(request.messages), request.seed, replica=""
             )
 
     async def _call_with_retries(self, method: str, *args: Any) -> Any:
-        """Call a JudgeDeployment method; a lost replica costs a retry (the router picks another)."""
+        """Call a JudgeDeployment method; a lost replica costs a retry (the router picks another).
+
+        All attempts together get `request_timeout_s`; a hung replica is not retried (another call
+        could hang on it again), its request ends as TimeoutError, i.e. `judge_error`.
+        """
         attempts = self._settings.max_request_attempts
-        for attempt in range(1, attempts + 1):
-            try:
-                return await getattr(self._judge, method).remote(*args)
-            except _REPLICA_LOST as exc:
-                if attempt == attempts:
-                    raise
-                logger.warning("judge replica lost (%s); attempt %d/%d", type(exc).__name__, attempt + 1, attempts)
+        async with asyncio.timeout(self._settings.request_timeout_s):
+            for attempt in range(1, attempts + 1):
+                try:
+                    return await getattr(self._judge, method).remote(*args)
+                except _REPLICA_LOST as exc:
+                    if attempt == attempts:
+                        raise
+                    logger.warning("judge replica lost (%s); attempt %d/%d", type(exc).__name__, attempt + 1, attempts)
         raise AssertionError("unreachable: the loop returns or raises")
 
 
@@ -378,7 +431,13 @@ def build_app(
     The caller decides whether a token is required (`check_http_exposure`, against the proxy's real bind).
     """
     backend_cfg = {"vllm": pool_cfg.vllm, "openai": pool_cfg.openai}.get(judge_cfg.backend, judge_cfg)
-    judge_args = (judge_cfg, backend_cfg, pool_cfg.max_batch_size, pool_cfg.batch_wait_timeout_s)
+    judge_args = (
+        judge_cfg,
+        backend_cfg,
+        pool_cfg.max_batch_size,
+        pool_cfg.batch_wait_timeout_s,
+        pool_cfg.request_timeout_s,
+    )
     judge = JudgeDeployment.options(
         _internal=True,
         version=_version(judge_args),
@@ -393,6 +452,8 @@ def build_app(
             "look_back_period_s": pool_cfg.look_back_period_s,
         },
         max_ongoing_requests=pool_cfg.max_ongoing_requests,
+        health_check_period_s=pool_cfg.health_check_period_s,
+        health_check_timeout_s=pool_cfg.health_check_timeout_s,
         ray_actor_options={
             "num_cpus": pool_cfg.num_cpus_per_replica,
             "num_gpus": pool_cfg.num_gpus_per_replica,
@@ -405,6 +466,7 @@ def build_app(
         max_request_attempts=pool_cfg.max_request_attempts,
         token_sha256=hashlib.sha256(token.encode()).hexdigest() if token else "",
         http_limits=HttpLimits.from_pool(pool_cfg),
+        request_timeout_s=pool_cfg.request_timeout_s,
     )
     ingress_args = (judge_cfg, [rows_ref] if rows_ref is not None else [], settings)
     # The router lives with the replicas, so a pool pinned to judge nodes leaves nothing elsewhere.

@@ -122,6 +122,13 @@ class JudgePoolConfig:
     batch_wait_timeout_s: float = 0.01
     # Attempts per request when a replica dies mid-request; after that the verdict is `judge_error`.
     max_request_attempts: int = 3
+    # Seconds one judge request may take, queueing and retries included; past it the verdict is `judge_error`
+    # (a hung replica or backend must not stall the run). Keep it above the backend's own timeouts.
+    request_timeout_s: float = 600.0
+    # Seconds between Serve's health checks of a judge replica (a replica whose backend is stuck fails them).
+    health_check_period_s: float = 10.0
+    # Seconds a health check may take; a replica that does not answer (e.g. a hung process) is replaced.
+    health_check_timeout_s: float = 30.0
     # Remember verdicts of identical requests (scenario, candidates, judge model, prompt) and judge them once.
     enable_cache: bool = True
     # Verdicts kept in the cache before the oldest are evicted.
@@ -157,6 +164,7 @@ class JudgePoolConfig:
         checks.bounds("num_cpus_per_replica", "num_gpus_per_replica", ge=0)
         checks.bounds("max_replicas", "max_ongoing_requests", "max_batch_size", "max_request_attempts", ge=1)
         checks.bounds("target_ongoing_requests", "metrics_interval_s", "look_back_period_s", gt=0)
+        checks.bounds("request_timeout_s", "health_check_period_s", "health_check_timeout_s", gt=0, hint=" seconds")
         checks.run(check_custom_resources, "pool.resources_per_replica", self.resources_per_replica)
         checks.bounds("cache_size", ge=1, hint=" (disable the cache with enable_cache=false)")
         checks.bounds("http_port", ge=1, le=65535)

@@ -71,6 +71,9 @@ class RolloutConfig:
     placement_strategy: str = "PACK"
     # Restarts of a dead engine actor (-1 = forever); a restarted actor reloads the latest weights.
     max_restarts: int = 1
+    # Seconds an engine call (a wave's generation, a weight update) may take from its launch, queueing
+    # behind earlier calls included; past it the run fails naming the engine (a hung engine, not a dead one).
+    call_timeout_s: float = 900.0
     # Custom Ray resources per engine, e.g. {"rollout_node": 0.001}, to pin engines to tagged nodes.
     resources_per_engine: dict[str, float] = field(default_factory=dict)
     # Prompts (whole groups of G) per work item the pool hands to a free engine.
@@ -85,6 +88,7 @@ class RolloutConfig:
         checks.bounds("num_engines", "tensor_parallel_size", "max_model_len", "max_num_seqs", ge=1)
         checks.bounds("samples_per_prompt", "max_tokens", "dispatch_chunk_prompts", "weight_bucket_bytes", ge=1)
         checks.bounds("num_cpus_per_engine", "num_gpus_per_engine", ge=0)
+        checks.bounds("call_timeout_s", gt=0, hint=" seconds")
         checks.run(check_custom_resources, "rollout.resources_per_engine", self.resources_per_engine)
         if not isinstance(self.kv_cache_gib, int) or self.kv_cache_gib < 1:
             checks.fail(f"rollout.kv_cache_gib must be a whole number of GiB >= 1, got {self.kv_cache_gib}")

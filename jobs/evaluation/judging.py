@@ -61,7 +61,8 @@ class EvalJudge:
             from ray import serve
 
             handle = serve.get_app_handle(self._pool.app_name)
-            return [(v.text, v.error) for v in handle.judge_many.remote(requests).result()]
+            verdicts = handle.judge_many.remote(requests).result(timeout_s=self._pool.score_deadline_s)
+            return [(v.text, v.error) for v in verdicts]
         try:
             outputs = self._backend.complete(requests)
         except Exception as exc:  # process boundary: a dead backend becomes per-request judge errors

@@ -15,6 +15,11 @@ Timing metrics, per step (seconds):
     time/generate_wait, time/judge_wait, time/sync_wait: what this step spent waiting on that stage
         (0 when it finished while an earlier step learned); time/step: the whole step.
 Stage ends are stamped when the driver sees them, which it does whenever it waits (`RLLoop._wait`).
+
+Deadlines: every stage must finish within its `StageDeadlines` seconds of its launch, else the run
+fails with an `ActorCallError` naming the engine, learner rank or judge call still out (a hung actor
+is not a dead one: Ray would wait forever). Learner stages are read rank by rank as they finish, so a
+dead rank fails the step at once instead of after the survivors' collective timeout.
 """
 
 from __future__ import annotations
@@ -22,12 +27,13 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import ray
 
 from actors.batch_tasks import reshard, summarize
+from actors.group import ActorCallError, fetch_checked
 from jobs.training.driver_fetch import DriverFetcher
 from jobs.training.prompt_schedule import PromptSchedule
 from jobs.training.trainer_config import TrainerConfig
@@ -35,13 +41,42 @@ from jobs.training.trainer_config import TrainerConfig
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class StageDeadlines:
+    """Seconds a stage may take from its launch before the run fails naming what is still out."""
+
+    # One engine's generation of a wave, queueing behind earlier calls included (rollout.call_timeout_s).
+    generate_s: float
+    # Scoring one engine's samples once generated (judge.serve_app.score_timeout_s).
+    judge_s: float
+    # A collective learner call on every rank: train step or weight export (learner.call_timeout_s).
+    learn_s: float
+
+
 @dataclass
 class Stage:
-    """A stage's output refs and when the driver saw the last of them ready (`perf_counter` seconds)."""
+    """A stage's output refs, its deadline, and when the driver saw the last of them ready (`perf_counter` s)."""
 
     refs: list[ray.ObjectRef]
     started_at: float
+    # What each ref is, for the deadline's message: "rollout engine 1 (generating step 3)".
+    labels: list[str]
+    # Seconds from `started_at` until the run fails naming the refs not ready.
+    timeout_s: float
+    # Read each ref as soon as it is ready (small results only): a failed learner rank then fails the
+    # wait at once, while the surviving ranks would block in their collective for minutes.
+    enable_fail_fast: bool = False
     done_at: float | None = None
+    # Values read by fail-fast, by ref.
+    values: dict[ray.ObjectRef, Any] = field(default_factory=dict)
+
+    @property
+    def deadline(self) -> float:
+        return self.started_at + self.timeout_s
+
+    def overdue_message(self, ready: set[ray.ObjectRef]) -> str:
+        late = [label for ref, label in zip(self.refs, self.labels, strict=True) if ref not in ready]
+        return f"{', '.join(late)} did not finish within {self.timeout_s:g} s"
 
 
 @dataclass
@@ -56,7 +91,7 @@ class RolloutWave:
     policy_version: int
     generation: Stage
     judging: Stage
-    summary: ray.ObjectRef
+    summary: Stage
 
 
 class TooManySkippedSteps(RuntimeError):
@@ -76,10 +111,11 @@ class RLLoop:
     Args:
         cfg: the trainer section of the config.
         schedule: which scenario ids each step uses.
-        rollout: a RolloutPool (`async_generate`, `async_update_weights`).
+        rollout: a RolloutPool (`async_generate`, `async_update_weights`; one ref per engine).
         judge: a JudgePool (`async_score`, `set_min_replicas`).
-        learner: a LearnerGroup (`async_train_step`, `async_export_weights`).
+        learner: a LearnerGroup (`async_train_step`, `async_export_weights`; one ref per rank, rank 0 first).
         max_invalid_fraction: skip a step whose judged samples are invalid beyond this fraction.
+        deadlines: how long each stage may take.
         policy_version: weights version the engines hold now (the learner's step count).
     """
 
@@ -92,6 +128,7 @@ class RLLoop:
         learner: Any,
         *,
         max_invalid_fraction: float,
+        deadlines: StageDeadlines,
         policy_version: int = 0,
     ):
         self.cfg = cfg
@@ -100,6 +137,7 @@ class RLLoop:
         self.judge = judge
         self.learner = learner
         self.max_invalid_fraction = max_invalid_fraction
+        self.deadlines = deadlines
         self.policy_version = policy_version
         self.fetcher = DriverFetcher()
         self._waves: deque[RolloutWave] = deque()
@@ -119,12 +157,14 @@ class RLLoop:
         refs = self.rollout.async_generate(ids, policy_version=self.policy_version, seed=self.cfg.seed * 100_003 + step)
         # Submitted now, run by Ray once each engine's ref is ready: no driver round trip between stages.
         scored = [self.judge.async_score(ref) for ref in refs]
+        engines = range(len(refs))
+        generate_s, judge_s = self.deadlines.generate_s, self.deadlines.generate_s + self.deadlines.judge_s
         return RolloutWave(
             step,
             self.policy_version,
-            Stage(refs, launched_at),
-            Stage(scored, launched_at),
-            summarize.remote(*scored, num_prompts=len(ids)),
+            Stage(refs, launched_at, [f"rollout engine {e} (generating step {step})" for e in engines], generate_s),
+            Stage(scored, launched_at, [f"judge pool (scoring engine {e}'s step {step})" for e in engines], judge_s),
+            Stage([summarize.remote(*scored, num_prompts=len(ids))], launched_at, [f"step {step}'s summary"], judge_s),
         )
 
     def _next_wave(self, step: int) -> RolloutWave:
@@ -145,39 +185,51 @@ class RLLoop:
                 next_step += 1
         return wave
 
-    def _wait(self, targets: list[ray.ObjectRef], stages: list[Stage]) -> float:
-        """Block until `targets` are ready, stamping each of `stages` when its last ref is ready.
+    def _wait(self, until: Stage, watched: list[Stage]) -> float:
+        """Block until `until` is done, stamping each of `watched` when its last ref is ready.
 
         The driver has nothing else to do while it waits, so waiting on the union, one ref at a
         time, gives every overlapped stage its own end time without a thread or an extra task.
-        Returns when the targets were seen ready.
+        Returns when `until` was seen done.
+
+        Raises:
+            ActorCallError: a watched stage passed its deadline, or a fail-fast stage's call failed.
         """
-        stages = [s for s in stages if s.done_at is None]
+        stages = [s for s in {id(s): s for s in (until, *watched)}.values() if s.done_at is None]
         ready: set[ray.ObjectRef] = set()
         while True:
             now = time.perf_counter()
             for stage in stages:
+                if stage.enable_fail_fast:
+                    for ref, label in zip(stage.refs, stage.labels, strict=True):
+                        if ref in ready and ref not in stage.values:
+                            stage.values[ref] = fetch_checked(ref, label, self.fetcher.get)
                 if stage.done_at is None and ready.issuperset(stage.refs):
                     stage.done_at = now
-            if ready.issuperset(targets):
-                return now
-            unknown = list({*targets, *(r for s in stages if s.done_at is None for r in s.refs)} - ready)
-            first, _ = ray.wait(unknown, num_returns=1, fetch_local=False)
+            if until.done_at is not None:
+                return until.done_at
+            pending = [s for s in stages if s.done_at is None]
+            unknown = list({r for s in pending for r in s.refs} - ready)
+            timeout = max(0.0, min(s.deadline for s in pending) - now)
+            first, _ = ray.wait(unknown, num_returns=1, timeout=timeout, fetch_local=False)
+            if not first:
+                overdue = [s for s in pending if s.deadline <= time.perf_counter()]
+                raise ActorCallError("; ".join(s.overdue_message(ready) for s in overdue))
             found, _ = ray.wait(unknown, num_returns=len(unknown), timeout=0, fetch_local=False)
             ready.update(first, found)
 
     def _watched(self, wave: RolloutWave | None = None) -> list[Stage]:
         """Stages still running: `wave`'s, the lookahead waves' and the latest weight sync."""
         waves = [wave, *self._waves] if wave is not None else list(self._waves)
-        stages = [stage for w in waves for stage in (w.generation, w.judging)]
+        stages = [stage for w in waves for stage in (w.generation, w.judging, w.summary)]
         return stages + ([self._sync] if self._sync is not None else [])
 
     # ---- one step --------------------------------------------------------------------------------
     def run_step(self, step: int) -> StepResult:
         start = time.perf_counter()
         wave = self._next_wave(step)
-        self._wait([wave.summary], self._watched(wave))
-        stats = self.fetcher.get(wave.summary)
+        self._wait(wave.summary, self._watched(wave))
+        stats = self.fetcher.get(wave.summary.refs[0])
         judged = time.perf_counter()
         if self.cfg.judge_prescale_replicas and not self._waves:
             self.judge.set_min_replicas(0)  # nothing in flight to judge: let load-based autoscaling shrink
@@ -198,18 +250,19 @@ class RLLoop:
             num_ranks = self.learner.num_ranks
             shards = reshard.options(num_returns=num_ranks).remote(num_ranks, *wave.judging.refs)
             shards = [shards] if num_ranks == 1 else list(shards)
-            learn_ref = self.learner.async_train_step(shards)
-            learned = self._wait([learn_ref], self._watched())
-            metrics.update(self.fetcher.get(learn_ref))  # already namespaced `learner/...`
+            learn_refs = self.learner.async_train_step(shards)
+            ranks = [f"learner rank {r} (train step {step})" for r in range(len(learn_refs))]
+            learn = Stage(learn_refs, mark, ranks, self.deadlines.learn_s, enable_fail_fast=True)
+            learned = self._wait(learn, self._watched())
+            metrics.update(learn.values[learn_refs[0]])  # already namespaced `learner/...`
             timings["time/learn"] = learned - mark
 
             mark = time.perf_counter()
             self.policy_version += 1
-            update_ref = self.learner.async_export_weights(self.policy_version)
             self._note_finished_sync()
-            self._sync = Stage(self.rollout.async_update_weights(update_ref), mark)
+            self._sync = self._sync_stage(mark)
             if self.cfg.schedule == "sync":
-                self._wait(self._sync.refs, [self._sync])
+                self._wait(self._sync, [])
             timings["time/sync_wait"] = time.perf_counter() - mark
         else:
             logger.warning(
@@ -237,6 +290,20 @@ class RLLoop:
         metrics["dropped_stale_waves"] = float(self.dropped_stale)
         metrics["driver/fetched_bytes"] = float(self.fetcher.take())
         return StepResult(step, metrics, trained)
+
+    def _sync_stage(self, mark: float) -> Stage:
+        """Export the learner's weights (all ranks gather) and load them into every engine.
+
+        Rank 0's export feeds the engines, so its failure fails their loads; the other ranks' exports
+        are watched themselves (fail-fast), since a rank that dies mid-gather leaves rank 0 hanging.
+        """
+        version = self.policy_version
+        export = self.learner.async_export_weights(version)
+        loads = self.rollout.async_update_weights(export[0])
+        labels = [f"rollout engine {e} (loading weights v{version})" for e in range(len(loads))]
+        labels += [f"learner rank {r} (exporting weights v{version})" for r in range(1, len(export))]
+        timeout_s = self.deadlines.learn_s + self.deadlines.generate_s
+        return Stage(loads + export[1:], mark, labels, timeout_s, enable_fail_fast=True)
 
     def _note_finished_sync(self) -> None:
         if self._sync is not None and self._sync.done_at is not None:

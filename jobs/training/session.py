@@ -15,13 +15,14 @@ from typing import Any
 
 import ray
 
-from actors.group import ActorGroup
+from actors.group import ActorGroup, get_all
 from actors.learner_actor import LearnerActor, learner_group_config
 from actors.rollout_pool import RolloutPool
 from cluster.connect import connect
 from jobs.config import TINY_MODEL, TrainConfig
 from jobs.config_loading import ConfigError, to_dict
 from jobs.training.driver_fetch import DriverFetcher
+from jobs.training.loop import StageDeadlines
 from jobs.training.metrics import EVAL_SPLITS
 from jobs.training.split_eval import evaluate_split_batch
 from judge.pool import JudgePool, open_job_pool
@@ -41,25 +42,36 @@ def resolve_model(cfg: TrainConfig) -> str:
 
 
 class LearnerGroup:
-    """L learner ranks in one torch.distributed group; every call is collective over all ranks."""
+    """L learner ranks in one torch.distributed group; every call is collective over all ranks.
+
+    Callers wait on every rank's ref, not rank 0's alone: a dead rank must fail the call at once, and
+    only its own ref says so (the others block in the collective).
+    """
 
     def __init__(self, cfg: Any, num_gpus_per_rank: float):
         self.group = ActorGroup(LearnerActor, learner_group_config(cfg, num_gpus_per_rank=num_gpus_per_rank), cfg)
         self.num_ranks = len(self.group)
+        self.call_timeout_s: float = cfg.call_timeout_s
 
-    def async_train_step(self, shard_refs: list[ray.ObjectRef]) -> ray.ObjectRef:
-        """Each rank trains on its own shard ref; returns rank 0's metrics ref."""
-        return self.group.scatter("train_step", shard_refs)[0]
+    def async_train_step(self, shard_refs: list[ray.ObjectRef]) -> list[ray.ObjectRef]:
+        """Each rank trains on its own shard ref; one metrics ref per rank (all alike)."""
+        return self.group.scatter("train_step", shard_refs)
 
-    def async_export_weights(self, version: int) -> ray.ObjectRef:
-        """All ranks join the gather; rank 0's ref resolves to the WeightUpdate."""
-        return self.group.run_all("export_weights", version)[0]
+    def async_export_weights(self, version: int) -> list[ray.ObjectRef]:
+        """All ranks join the gather; one ref per rank, rank 0's resolving to the WeightUpdate."""
+        return self.group.run_all("export_weights", version)
+
+    def labels(self, what: str) -> list[str]:
+        """Per rank, "learner rank r (what)": how deadline and failure messages name them."""
+        return [f"learner rank {rank} ({what})" for rank in range(self.num_ranks)]
 
     def save(self, path: Path, cursor: dict[str, Any], config: dict[str, Any]) -> str:
-        return ray.get(self.group.run_all("save_checkpoint", str(path), cursor, config))[0]
+        refs = self.group.run_all("save_checkpoint", str(path), cursor, config)
+        return get_all(refs, self.labels("saving a checkpoint"), self.call_timeout_s)[0]
 
     def load(self, path: Path) -> dict[str, Any]:
-        return ray.get(self.group.run_all("load_checkpoint", str(path)))[0]
+        refs = self.group.run_all("load_checkpoint", str(path))
+        return get_all(refs, self.labels("loading a checkpoint"), self.call_timeout_s)[0]
 
     def shutdown(self) -> None:
         self.group.shutdown()
@@ -119,6 +131,11 @@ class TrainingSession:
             pool_cfg = dataclasses.replace(pool_cfg, vllm=dataclasses.replace(pool_cfg.vllm, model=model_path))
         # Training scores its train split by scenario id, so a shared pool must hold those rows.
         self.judge = open_job_pool("train", cfg.judge, pool_cfg, judge_rows_ref, self.train_ids)
+        self.deadlines = StageDeadlines(
+            generate_s=cfg.rollout.call_timeout_s,
+            judge_s=self.judge.score_deadline_s,
+            learn_s=cfg.learner.call_timeout_s,
+        )
 
     # ---- checkpoints -----------------------------------------------------------------------------
     def save_checkpoint(self, step: int, prompts_consumed: int) -> str:
@@ -144,8 +161,11 @@ class TrainingSession:
     def push_weights(self, version: int) -> None:
         """Send the learner's current weights to every engine and wait (start-up and resume)."""
         assert self.learner is not None and self.rollout is not None
-        refs = self.rollout.async_update_weights(self.learner.async_export_weights(version))
-        ray.get(refs)
+        export = self.learner.async_export_weights(version)
+        loads = self.rollout.async_update_weights(export[0])
+        labels = [f"rollout engine {e} (loading weights v{version})" for e in range(len(loads))]
+        labels += self.learner.labels(f"exporting weights v{version}")[1:]
+        get_all(loads + export[1:], labels, self.deadlines.learn_s + self.deadlines.generate_s)
 
     # ---- evaluation ------------------------------------------------------------------------------
     def evaluate(self, split: str, policy_version: int) -> dict[str, float | None]:
@@ -160,11 +180,12 @@ class TrainingSession:
         refs = self.rollout.async_generate(
             ids, policy_version=policy_version, seed=10_000_019 + self.cfg.trainer.seed, samples_per_prompt=samples
         )
-        app = self.judge.app_name
+        app, judge_s = self.judge.app_name, self.deadlines.judge_s
         result = evaluate_split_batch.remote(
-            app, self.cfg.judge, self.rows_ref, EVAL_SPLITS[split], ids, samples, *refs
+            app, self.cfg.judge, self.rows_ref, EVAL_SPLITS[split], ids, samples, judge_s, *refs
         )
-        return self.fetcher.get(result)
+        what = f"{split} evaluation (generation on {len(refs)} engines, then judging)"
+        return get_all([result], [what], self.deadlines.generate_s + judge_s, self.fetcher.get)[0]
 
     def close(self) -> None:
         for name in ("judge", "rollout", "learner"):

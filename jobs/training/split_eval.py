@@ -93,16 +93,19 @@ def evaluate_split_batch(
     prefix: str,
     expected_ids: list[str],
     samples_per_prompt: int,
+    judge_timeout_s: float,
     *batches: TrajectoryBatch,
 ) -> dict[str, float | None]:
     """Judge the usable samples through the judge pool, grade them with the oracle, and return
     `split_rates` with keys `<prefix>/unusable_rate`, `<prefix>/judge/leak_among_usable`, ...
 
     `rows` are the full rows (the oracle needs ground truth); the requests carry judge views only.
+    `judge_timeout_s` bounds the judge pool's answer (`judge.serve_app.score_timeout_s`).
     """
     batch = TrajectoryBatch.concat(batches)
     requests = judge_requests(prefix, judge_cfg, rows, batch.scenario_ids, batch.completion_texts)
-    results = serve.get_app_handle(app_name).judge_many.remote(list(requests.values())).result() if requests else []
+    handle = serve.get_app_handle(app_name)
+    results = handle.judge_many.remote(list(requests.values())).result(timeout_s=judge_timeout_s) if requests else []
     judged = {}
     for i, result in zip(requests, results, strict=True):
         verdict = failed_verdict("pointwise", result.error) if result.error else parse_pointwise(result.text)

@@ -62,6 +62,10 @@ class JudgeBackend(Protocol):
         """Raw judge text, one per request, in request order."""
         ...
 
+    def check_health(self) -> None:
+        """Raise if the backend can no longer judge (a dead engine); cheap, no judge call. Serve probes it."""
+        ...
+
     def close(self) -> None:
         """Release engines, HTTP clients, threads."""
         ...

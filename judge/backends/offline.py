@@ -258,5 +258,8 @@ class OfflineBackend:
         score, reason = pairwise_score(*found)
         return f"{_describe('Response 1', found[0])}\n{_describe('Response 2', found[1])}\n{reason}\nScore: {score}"
 
+    def check_health(self) -> None:
+        """Rules in this process: healthy whenever the process answers."""
+
     def close(self) -> None:
         """Nothing to release."""

@@ -101,6 +101,9 @@ class OpenAIBackend:
             await asyncio.sleep(delay)
         raise AssertionError("unreachable: the loop returns or raises")
 
+    def check_health(self) -> None:
+        """Nothing to probe for free: an outage shows per request (retries, then `judge_error`)."""
+
     def close(self) -> None:
         """Nothing held between calls: each `complete` opens and closes its own HTTP client."""
 

@@ -84,6 +84,15 @@ class VllmBackend:
                 results[i] = output.outputs[0].text
         return results
 
+    def check_health(self) -> None:
+        """Raise when the engine was closed or its engine-core process died (no generation: cheap)."""
+        if self._llm is None:
+            raise RuntimeError("vllm judge engine is closed")
+        # Only the multiprocess engine client has `resources`; an in-process core dies with the replica.
+        resources = getattr(self._llm.llm_engine.engine_core, "resources", None)
+        if resources is not None and resources.engine_dead:
+            raise RuntimeError("vllm judge engine-core process died")
+
     def close(self) -> None:
         """Stop the engine's core process now rather than at garbage collection; safe to call twice."""
         if self._llm is not None:

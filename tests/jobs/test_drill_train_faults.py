@@ -10,12 +10,17 @@ go to a private RAY_TMPDIR so they can be scanned:
 3. `privacyalign train --resume RUN_DIR` continues from checkpoint 2 and finishes step 3;
 4. no scenario text, memory or response appears in any log of either run (driver, Ray workers,
    vLLM, Serve), and the run directory and checkpoints are owner-only.
+
+A second tiny run has 2 DeepSpeed learner ranks: one is SIGKILLed mid train step. The step must fail
+at once with the rank named (not after the survivor's 10-minute collective timeout), the run exits
+1 with the resume command, and `--resume` finishes it from the last checkpoint.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -259,3 +264,85 @@ def test_no_scenario_text_in_any_log_and_owner_only_permissions(runs):
         assert path.stat().st_mode & 0o077 == 0, f"{path} is {oct(path.stat().st_mode & 0o777)}"
     for path in _checkpoint(run_dir, 3).rglob("*"):
         assert path.stat().st_mode & 0o077 == 0, f"{path} is {oct(path.stat().st_mode & 0o777)}"
+
+
+@pytest.fixture(scope="module")
+def rank_kill(tiny_model_dir) -> Iterator[dict]:
+    """Run 1 (2 learner ranks, 2 steps): a rank is SIGKILLed during step 2's train step; then the resumed run."""
+    root = Path(tempfile.mkdtemp(prefix="pa-rank-", dir="/tmp"))
+    run_dir = root / "run"
+    env = {**os.environ, "RAY_TMPDIR": str(root / "ray"), "CI": "true", "PYTHONUNBUFFERED": "1"}
+    env.pop("RAY_ADDRESS", None)
+    overrides = [o for o in OVERRIDES if not o.startswith("trainer.num_steps=")]
+    overrides += ["trainer.num_steps=2", "learner.num_ranks=2"]
+    facts: dict = {"run_dir": run_dir, "logs": [root / "run1.log", root / "run2.log"]}
+    try:
+        started = time.monotonic()
+        run1 = _train(["--run-dir", str(run_dir), *overrides], env, facts["logs"][0])
+        try:
+            rank = _wait_for(
+                lambda: (
+                    _checkpoint(run_dir, 1)
+                    and next(
+                        (
+                            p
+                            for p, cmd in _descendants(run1.pid).items()
+                            if cmd.startswith("ray::LearnerActor.train_step")
+                        ),
+                        None,
+                    )
+                ),
+                "a learner rank in step 2's train step",
+                run1,
+                poll_s=0.002,
+            )
+            os.kill(rank, signal.SIGKILL)
+            killed_at = time.monotonic()
+            facts["killed_during_step"] = max(record["step"] for record in _read_metrics(run_dir)) + 1
+            failed = re.compile(r"learner rank (\d) \(train step 1\) failed: \w+")
+            _wait_for(lambda: failed.search(facts["logs"][0].read_text(errors="replace")), "the step to fail", run1)
+            facts["failed_after_s"] = time.monotonic() - killed_at
+            facts["rc"] = run1.wait(timeout=STEP_TIMEOUT_S)
+            facts["exited_after_s"] = time.monotonic() - killed_at
+        finally:
+            if run1.poll() is None:
+                processes = _descendants(run1.pid)
+                os.kill(run1.pid, signal.SIGKILL)
+                run1.wait(timeout=30)
+                _reap(processes)
+        facts["run1_s"] = killed_at - started
+        resumed_at = time.monotonic()
+        run2 = _train(["--resume", str(run_dir)], env, facts["logs"][1])
+        try:
+            facts["resume_rc"] = run2.wait(timeout=2 * STEP_TIMEOUT_S)
+        finally:
+            if run2.poll() is None:
+                processes = _descendants(run2.pid)
+                os.kill(run2.pid, signal.SIGKILL)
+                _reap(processes)
+        facts["resume_s"] = time.monotonic() - resumed_at
+        yield facts
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_killed_learner_rank_fails_the_step_fast_and_resume_finishes_the_run(rank_kill):
+    run_dir = rank_kill["run_dir"]
+    log1, log2 = (path.read_text(errors="replace") for path in rank_kill["logs"])
+    assert rank_kill["killed_during_step"] == 2
+    # Named, and seconds after the kill: DeepSpeed's collective timeout would have taken 10 minutes.
+    assert rank_kill["rc"] == 1, log1[-3000:]
+    assert f"continue from the last checkpoint: privacyalign train --resume {run_dir}" in log1
+    assert rank_kill["failed_after_s"] < 60 and rank_kill["exited_after_s"] < 180
+    assert rank_kill["resume_rc"] == 0, log2[-3000:]
+    assert f"resumed from {run_dir / 'checkpoints' / 'step_000001'} (trainer step 1, learner step 1)" in log2
+    assert [record["step"] for record in _read_metrics(run_dir)] == [0, 1, 2, 2]
+    final = json.loads((_checkpoint(run_dir, 2) / "learner_state.json").read_text())
+    assert final["step"] == 2
+    message = re.search(r"learner rank \d \(train step 1\) failed[^\n]*", log1).group(0)[:160]
+    print(
+        f"\nlearner rank killed in step 2: step failed {rank_kill['failed_after_s']:.1f} s after the kill "
+        f"({message}), exit 1 after "
+        f"{rank_kill['exited_after_s']:.1f} s; first run to the kill {rank_kill['run1_s']:.0f} s, "
+        f"resumed run {rank_kill['resume_s']:.0f} s"
+    )

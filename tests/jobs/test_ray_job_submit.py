@@ -1,7 +1,8 @@
 """`ray job submit -- privacyalign train` against a `ray start --head` cluster on loopback, token auth on.
 
 This is how users run on a real cluster: the job must join the running cluster (RAY_ADDRESS is set by
-the job supervisor) instead of starting a private one.
+the job supervisor) instead of starting a private one. `privacyalign serve-judge` joins it the same
+way, and must stop on SIGTERM (what Kubernetes sends) by draining, deleting its app and exiting 0.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 
@@ -89,12 +92,12 @@ def head_cluster():
     env.pop("RAY_ADDRESS", None)
     # Short on purpose: Ray's Unix socket paths under it must stay within the 107-byte limit.
     temp_dir = tempfile.mkdtemp(prefix="rjs-", dir="/tmp")
-    dashboard_port = _free_port()
+    dashboard_port, gcs_port = _free_port(), _free_port()
     start = [
         str(BIN / "ray"),
         "start",
         "--head",
-        f"--port={_free_port()}",
+        f"--port={gcs_port}",
         "--node-ip-address=127.0.0.1",
         "--num-cpus=4",
         "--include-dashboard=true",
@@ -108,7 +111,7 @@ def head_cluster():
     try:
         out, _ = launcher.communicate(timeout=180)
         assert launcher.returncode == 0, out.decode(errors="replace")[-3000:]
-        yield env, f"http://127.0.0.1:{dashboard_port}"
+        yield env, f"http://127.0.0.1:{dashboard_port}", f"127.0.0.1:{gcs_port}"
     finally:
         if launcher.poll() is None:
             launcher.kill()
@@ -116,9 +119,64 @@ def head_cluster():
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
+def test_serve_judge_drains_deletes_its_app_and_exits_0_on_sigterm(head_cluster, tmp_path):
+    # First in the module: Serve's HTTP options are cluster-wide and fixed by whoever starts Serve first.
+    env, _, gcs = head_cluster
+    port, app = _free_port(), "judge-sigterm"
+    log = tmp_path / "serve-judge.log"
+    args = [f"pool.app_name={app}", f"pool.http_port={port}", "pool.num_cpus_per_replica=0.25"]
+    # Each request takes 3 s, so the one sent before SIGTERM is still in flight when it arrives.
+    args += ["judge.offline_latency_s=3", "data.max_rows=4"]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "jobs.cli", "serve-judge", *args],
+            cwd=REPO,
+            env={**env, "RAY_ADDRESS": gcs, "PYTHONUNBUFFERED": "1"},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 300
+        while "serving" not in log.read_text(errors="replace"):
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
+            time.sleep(0.5)
+        row = json.loads((REPO / "scenarios" / "bundled" / "scenarios.jsonl").read_text().splitlines()[0])
+        candidates = [row["response_a"]["action_raw"], row["response_b"]["action_raw"]]
+        body = {"items": [{"scenario_id": row["id"], "candidates": candidates}]}
+        url = f"http://127.0.0.1:{port}/judge"
+        with httpx.Client(timeout=120) as client:
+            in_flight = client.build_request("POST", url, json=body)
+            replies: list[httpx.Response] = []
+            sender = threading.Thread(target=lambda: replies.append(client.send(in_flight)))
+            sender.start()
+            # Poll until the request's connection is up (the proxy routes it within milliseconds).
+            deadline = time.monotonic() + 30
+            while not any(c.raddr and c.raddr.port == port for c in psutil.Process().net_connections()):
+                assert time.monotonic() < deadline, "the request never connected"
+                time.sleep(0.05)
+            sent_at = time.monotonic()
+            os.kill(proc.pid, signal.SIGTERM)
+            sender.join(timeout=120)
+            rc = proc.wait(timeout=120)
+            stopped_s = time.monotonic() - sent_at
+        output = log.read_text(errors="replace")
+        assert rc == 0, output[-3000:]
+        assert "Traceback" not in output and "judge pool 'judge-sigterm' deleted" in output, output[-3000:]
+        (reply,) = replies  # the request in flight when SIGTERM came was answered, not cut off
+        assert reply.status_code == 200 and [c["judge_status"] for c in reply.json()["choices"]] == ["ok", "ok"]
+        # The app is gone from the cluster (the proxy, part of the cluster's Serve, stays up).
+        assert httpx.post(url, json=body, timeout=30).status_code == 404
+        print(f"\nserve-judge: SIGTERM to exit 0 in {stopped_s:.1f} s, the in-flight request answered")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+
+
 def test_submitted_async_train_job_joins_the_running_cluster(head_cluster, tmp_path, tiny_model_dir):
     # tiny_model_dir: built (or found) in .cache/models before the clock starts, so the job only loads it.
-    env, address = head_cluster
+    env, address, _ = head_cluster
     run_dir = tmp_path / "submitted-run"
     submission_id = f"test-train-{secrets.token_hex(4)}"
     submit = [
@@ -167,7 +225,7 @@ def test_submitted_async_train_job_joins_the_running_cluster(head_cluster, tmp_p
 
 
 def test_submission_without_the_token_is_refused(head_cluster):
-    env, address = head_cluster
+    env, address, _ = head_cluster
     no_token = {k: v for k, v in env.items() if k != "RAY_AUTH_TOKEN"}
     no_token["RAY_AUTH_TOKEN_PATH"] = "/nonexistent/auth_token"
     result = subprocess.run(
@@ -183,7 +241,7 @@ def test_submission_without_the_token_is_refused(head_cluster):
 
 def test_run_without_an_address_starts_its_own_cluster_beside_a_running_one(head_cluster):
     """On a machine that also runs a `ray start` cluster, the laptop default must not join it silently."""
-    env, _ = head_cluster
+    env, _, _ = head_cluster
     code = (
         "import ray; from cluster.config import ClusterConfig; from cluster.connect import connect; "
         "info = connect(ClusterConfig(num_cpus=1, num_gpus=0)); "

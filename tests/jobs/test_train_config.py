@@ -83,3 +83,13 @@ def test_an_attached_judge_pool_takes_no_gpus_of_the_job():
     attached = load_train_config("qwen3-4b-1node", ["judge.pool=privacyalign-judge"])
     assert required_gpus(attached)["judge"] == 0
     assert required_gpus(attached)["rollout"] == required_gpus(cfg)["rollout"]
+
+
+def test_deadlines_must_be_positive_and_each_is_named():
+    overrides = ["rollout.call_timeout_s=0", "learner.call_timeout_s=-1", "judge_pool.request_timeout_s=0"]
+    overrides += ["judge_pool.health_check_timeout_s=0"]
+    with pytest.raises(ConfigError) as info:
+        load_train_config("tiny-cpu", overrides)
+    text = str(info.value)
+    for key in ("rollout.call_timeout_s", "learner.call_timeout_s", "pool.request_timeout_s", "health_check_timeout_s"):
+        assert f"{key} must be > 0" in text, text

@@ -3,11 +3,14 @@
 The rollout engine and the learner are single-threaded actors (one call at a time, like the real
 ones) and the judge is a latency-bound service (a task per engine ref, so concurrent requests
 overlap). Their work is a fixed sleep *inside* the remote call, so each stage's own duration is
-known and the loop's overlap and timing metrics can be checked against it.
+known and the loop's overlap and timing metrics can be checked against it. Deadlines: a hung engine
+and a dead learner rank (its peer blocked, as in a collective) must fail the step fast, named.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -15,7 +18,8 @@ from typing import Any
 import pytest
 import ray
 
-from jobs.training.loop import RLLoop, TooManySkippedSteps
+from actors.group import ActorCallError
+from jobs.training.loop import RLLoop, StageDeadlines, TooManySkippedSteps
 from jobs.training.prompt_schedule import PromptSchedule
 from jobs.training.trainer_config import TrainerConfig
 from rollout.batch import TrajectoryBatch
@@ -24,6 +28,7 @@ pytestmark = pytest.mark.integration
 
 GENERATE_S, JUDGE_S, LEARN_S = 0.3, 0.5, 1.2
 STEPS = 3
+DEADLINES = StageDeadlines(generate_s=60, judge_s=60, learn_s=60)
 
 
 @pytest.fixture(scope="module")
@@ -92,11 +97,11 @@ class Learner:
     def __init__(self) -> None:
         self.actor = _Learner.remote()
 
-    def async_train_step(self, shards: list[ray.ObjectRef]) -> ray.ObjectRef:
-        return self.actor.train_step.remote(shards[0])
+    def async_train_step(self, shards: list[ray.ObjectRef]) -> list[ray.ObjectRef]:
+        return [self.actor.train_step.remote(shards[0])]
 
-    def async_export_weights(self, version: int) -> ray.ObjectRef:
-        return self.actor.export_weights.remote(version)
+    def async_export_weights(self, version: int) -> list[ray.ObjectRef]:
+        return [self.actor.export_weights.remote(version)]
 
 
 def _run(schedule: str) -> tuple[list[dict[str, Any]], Judge]:
@@ -109,6 +114,7 @@ def _run(schedule: str) -> tuple[list[dict[str, Any]], Judge]:
         judge,
         Learner(),
         max_invalid_fraction=0.5,
+        deadlines=DEADLINES,
     )
     metrics = [loop.run_step(step).metrics for step in range(STEPS)]
     loop.drain()
@@ -161,7 +167,9 @@ class FailingJudge(Judge):
 def test_stops_after_consecutive_skipped_steps(local_ray, limit: int) -> None:
     cfg = TrainerConfig(num_steps=5, prompts_per_step=2, max_consecutive_skipped_steps=limit)
     schedule = PromptSchedule([f"s{i}" for i in range(4)], prompts_per_step=2, seed=0)
-    loop = RLLoop(cfg, schedule, Rollout(), FailingJudge({0, 2, 3, 4}), Learner(), max_invalid_fraction=0.5)
+    loop = RLLoop(
+        cfg, schedule, Rollout(), FailingJudge({0, 2, 3, 4}), Learner(), max_invalid_fraction=0.5, deadlines=DEADLINES
+    )
     # A trained step in between resets the count: steps 0 and 2 are not two in a row.
     assert [loop.run_step(step).trained for step in range(3)] == [False, True, False]
     if limit:
@@ -170,3 +178,66 @@ def test_stops_after_consecutive_skipped_steps(local_ray, limit: int) -> None:
     else:  # 0 = never stop
         assert [loop.run_step(step).trained for step in (3, 4)] == [False, False]
     loop.drain()
+
+
+@ray.remote(num_cpus=0, max_restarts=0)
+class _Stuck:
+    """A hung actor: its call never returns (a wedged engine, or a rank blocked on a dead peer)."""
+
+    def generate(self, *args: Any) -> None:
+        threading.Event().wait()
+
+    def train_step(self, shard: TrajectoryBatch) -> None:
+        threading.Event().wait()
+
+
+@ray.remote(num_cpus=0, max_restarts=0)
+class _Dying:
+    def train_step(self, shard: TrajectoryBatch) -> None:
+        os._exit(1)  # the rank's process dies mid-step
+
+
+class HungSecondEngine(Rollout):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stuck = _Stuck.remote()
+
+    def async_generate(self, scenario_ids: Sequence[str], policy_version: int, seed: int) -> list[ray.ObjectRef]:
+        return [*super().async_generate(scenario_ids, policy_version, seed), self.stuck.generate.remote()]
+
+
+class SecondRankDies(Learner):
+    num_ranks = 2
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocked, self.dying = _Stuck.remote(), _Dying.remote()
+
+    def async_train_step(self, shards: list[ray.ObjectRef]) -> list[ray.ObjectRef]:
+        return [self.blocked.train_step.remote(shards[0]), self.dying.train_step.remote(shards[1])]
+
+
+def test_hung_engine_fails_the_step_at_its_deadline_naming_it(local_ray) -> None:
+    rollout = HungSecondEngine()
+    cfg = TrainerConfig(num_steps=1, prompts_per_step=2)
+    schedule = PromptSchedule([f"s{i}" for i in range(4)], prompts_per_step=2, seed=0)
+    deadlines = StageDeadlines(generate_s=2, judge_s=60, learn_s=60)
+    loop = RLLoop(cfg, schedule, rollout, Judge(), Learner(), max_invalid_fraction=0.5, deadlines=deadlines)
+    start = time.perf_counter()
+    with pytest.raises(ActorCallError, match=r"^rollout engine 1 \(generating step 0\) did not finish within 2 s$"):
+        loop.run_step(0)
+    assert 2 <= time.perf_counter() - start < 10
+    ray.kill(rollout.stuck)
+
+
+def test_dead_learner_rank_fails_the_step_at_once_while_its_peer_hangs(local_ray) -> None:
+    learner = SecondRankDies()
+    cfg = TrainerConfig(num_steps=1, prompts_per_step=2)
+    schedule = PromptSchedule([f"s{i}" for i in range(4)], prompts_per_step=2, seed=0)
+    deadlines = StageDeadlines(generate_s=60, judge_s=60, learn_s=60)  # far away: fail-fast must act, not these
+    loop = RLLoop(cfg, schedule, Rollout(), Judge(), learner, max_invalid_fraction=0.5, deadlines=deadlines)
+    start = time.perf_counter()
+    with pytest.raises(ActorCallError, match=r"^learner rank 1 \(train step 0\) failed: ActorDiedError"):
+        loop.run_step(0)
+    assert time.perf_counter() - start < GENERATE_S + JUDGE_S + 10
+    ray.kill(learner.blocked)

@@ -1,14 +1,21 @@
-"""Drill: the judge misbehaves (garbage text, timeouts, out-of-range scores, empty answers).
+"""Drill: the judge misbehaves (garbage text, timeouts, out-of-range scores, empty answers, a hung replica).
 
 A scripted backend answers each pairwise request according to markers in the candidates, so every
 failure kind is produced on purpose. Failed judgements must be masked (valid=False, reward and
 advantage 0) and counted by status; a step whose invalid fraction exceeds
 `judge.max_invalid_fraction` is skipped by the RL loop with a warning, and the learner never sees it.
+
+The hung replica is real: the only replica of a real Serve judge pool is SIGSTOPped mid-run. Its
+requests must end as `judge_error` at `request_timeout_s` (the step is skipped, not stalled), Serve's
+health check must replace it, and the next step must be judged `ok` and trained.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 
@@ -16,12 +23,14 @@ import pytest
 import ray
 
 from actors.batch_tasks import summarize
-from jobs.training.loop import RLLoop
+from jobs.training.loop import RLLoop, StageDeadlines
 from jobs.training.prompt_schedule import PromptSchedule
 from jobs.training.trainer_config import TrainerConfig
 from judge.backends.base import JudgeRequest
 from judge.config import JudgeConfig
+from judge.pool import JudgePool
 from judge.reward import score_batch
+from judge.serve_config import JudgePoolConfig
 from rollout.batch import TrajectoryBatch
 from scenarios.schema import ScenarioRow
 
@@ -146,19 +155,34 @@ class RecordingLearner:
     def __init__(self):
         self.trained_on: list[TrajectoryBatch] = []
 
-    def async_train_step(self, shards: list[ray.ObjectRef]) -> ray.ObjectRef:
+    def async_train_step(self, shards: list[ray.ObjectRef]) -> list[ray.ObjectRef]:
         self.trained_on += ray.get(shards)
-        return ray.put({"loss": 0.0})
+        return [ray.put({"loss": 0.0})]
 
-    def async_export_weights(self, version: int) -> ray.ObjectRef:
-        return ray.put(version)
+    def async_export_weights(self, version: int) -> list[ray.ObjectRef]:
+        return [ray.put(version)]
 
 
 @pytest.fixture(scope="module")
 def local_ray():
     ray.init(num_cpus=1, include_dashboard=False)
     yield
+    from ray import serve
+
+    serve.shutdown()
     ray.shutdown()
+
+
+def loop_for(rows: dict[str, ScenarioRow], judge, learner: RecordingLearner, rollout: ScriptedRollout, **kw) -> RLLoop:
+    return RLLoop(
+        TrainerConfig(num_steps=len(rollout.recipes), prompts_per_step=len(rows), checkpoint_every=0),
+        PromptSchedule(list(rows), prompts_per_step=len(rows), seed=0),
+        rollout,
+        judge,
+        learner,
+        deadlines=StageDeadlines(generate_s=60, judge_s=60, learn_s=60),
+        **kw,
+    )
 
 
 @pytest.mark.integration
@@ -169,13 +193,8 @@ def test_loop_skips_a_mostly_invalid_step_and_trains_on_a_masked_one(local_ray, 
     masked_step = [["safe", "leaky", "safe", "GARBAGE"], ["safe", "leaky"] * 2, ["leaky"] * 4, ["safe", "TIMEOUT"] * 2]
     rollout = ScriptedRollout(make_answer, [bad_step, masked_step])
     learner = RecordingLearner()
-    loop = RLLoop(
-        TrainerConfig(num_steps=2, prompts_per_step=4, checkpoint_every=0),
-        PromptSchedule(list(rows), prompts_per_step=4, seed=0),
-        rollout,
-        ScriptedJudgePool(rows, judge_cfg),
-        learner,
-        max_invalid_fraction=judge_cfg.max_invalid_fraction,
+    loop = loop_for(
+        rows, ScriptedJudgePool(rows, judge_cfg), learner, rollout, max_invalid_fraction=judge_cfg.max_invalid_fraction
     )
 
     with caplog.at_level(logging.WARNING, logger="jobs.training.loop"):
@@ -206,3 +225,64 @@ def test_loop_skips_a_mostly_invalid_step_and_trains_on_a_masked_one(local_ray, 
     stats = ray.get(summarize.remote(shard, num_prompts=len(set(shard.group_ids)) + 1))
     assert stats["judge/invalid_fraction"] == pytest.approx(3 / 16) and stats["rollout/skipped_prompts"] == 1.0
     assert trained.metrics["rollout/skipped_prompts"] == 0.0
+
+
+def _replicas(pool: JudgePool) -> list[dict[str, str]]:
+    """Named-actor entries of the pool's judge replicas (a stopping one may still be listed)."""
+    prefix = f"SERVE_REPLICA::{pool.pool_cfg.app_name}#JudgeDeployment#"
+    return [a for a in ray.util.list_named_actors(all_namespaces=True) if a["name"].startswith(prefix)]
+
+
+@pytest.mark.integration
+def test_hung_replica_turns_into_judge_error_then_is_replaced_and_the_run_continues(local_ray, make_row, make_answer):
+    rows = {f"s{i}": make_row(row_id=f"s{i}") for i in range(2)}
+    pool_cfg = JudgePoolConfig(
+        app_name="hung-judge",
+        min_replicas=1,
+        max_replicas=1,
+        enable_http=False,
+        num_cpus_per_replica=0.25,
+        enable_cache=False,  # every step's identical texts must reach the replica
+        request_timeout_s=3.0,
+        health_check_period_s=1.0,
+        health_check_timeout_s=3.0,
+    )
+    pool = JudgePool.start(JudgeConfig(), pool_cfg, rows)
+    step = [["safe", "leaky", "safe", "leaky"]] * 2
+    rollout, learner = ScriptedRollout(make_answer, [step] * 3), RecordingLearner()
+    loop = loop_for(rows, pool, learner, rollout, max_invalid_fraction=0.5)
+    stopped = 0
+    try:
+        assert loop.run_step(0).metrics["judge/status_ok"] == 8.0
+
+        (replica,) = _replicas(pool)
+        actor = ray.get_actor(replica["name"], namespace=replica["namespace"])
+        stopped = ray.get(actor.__ray_call__.remote(lambda _: os.getpid()), timeout=60)
+        os.kill(stopped, signal.SIGSTOP)  # alive but unresponsive: a hung replica, not a dead one
+        hung_at = time.perf_counter()
+        hung = loop.run_step(1)
+        hung_s = time.perf_counter() - hung_at
+        # Every request ended at the deadline as an explicit, masked judge_error; the step was skipped.
+        assert not hung.trained and hung.metrics["judge/status_judge_error"] == 8.0
+        assert hung.metrics["judge/invalid_fraction"] == 1.0 and len(learner.trained_on) == 1
+        assert pool_cfg.request_timeout_s <= hung_s < 4 * pool_cfg.request_timeout_s
+
+        deadline = time.monotonic() + 120
+        while pool.num_replicas() != 1 or all(a["name"] == replica["name"] for a in _replicas(pool)):
+            assert time.monotonic() < deadline, "Serve did not replace the hung replica within 120 s"
+            time.sleep(0.5)
+        replaced_s = time.perf_counter() - hung_at
+        resumed = loop.run_step(2)
+        recovered_s = time.perf_counter() - hung_at
+        assert resumed.trained and resumed.metrics["judge/status_ok"] == 8.0 and len(learner.trained_on) == 2
+        print(
+            f"\nhung replica: step skipped after {hung_s:.1f} s (deadline {pool_cfg.request_timeout_s:g} s), "
+            f"replica replaced {replaced_s:.1f} s after the hang, next step trained {recovered_s:.1f} s after it"
+        )
+    finally:
+        if stopped:
+            try:
+                os.kill(stopped, signal.SIGCONT)  # if Serve has not killed it, let it exit with the pool
+            except ProcessLookupError:
+                pass
+        pool.shutdown()

@@ -194,16 +194,16 @@ def test_killed_replica_loses_no_request(pool: JudgePool, rows: dict[str, Scenar
     ]
     assert len(replicas) == 2
     ray.kill(ray.get_actor(replicas[0]["name"], namespace=replicas[0]["namespace"]))
+    killed_at = time.monotonic()
     scored = ray.get(ref, timeout=120)
+    recovered_s = time.monotonic() - killed_at
     statuses = scored.judge_statuses or []
     assert len(statuses) == len(batch)
-    # Every sample ends with a verdict; a judge_error must be explicit and masked, never a zero reward.
-    assert set(statuses) <= {"ok", "judge_error"}
-    for status, valid, adv in zip(statuses, scored.valid or [], scored.advantages or [], strict=True):
-        if status == "judge_error":
-            assert not valid and adv == 0.0
+    # Every request of the dead replica was retried on the live one (max_request_attempts): all ok.
+    assert statuses == ["ok"] * len(batch)
     print(
-        f"\nafter killing a replica mid-burst: {statuses.count('ok')} ok, {statuses.count('judge_error')} judge_error"
+        f"\nafter killing a replica mid-burst: {statuses.count('ok')} ok, {statuses.count('judge_error')} judge_error, "
+        f"batch scored {recovered_s:.1f} s after the kill"
     )
     pool.set_replica_bounds(min_replicas=1, max_replicas=1)
 
