@@ -13,6 +13,7 @@ from typing import Any
 import ray
 
 from actors.config import ActorGroupConfig
+from cluster.storage import RunStorage
 from learner.config import LearnerConfig
 from rollout.batch import TrajectoryBatch
 from rollout.weight_sync import WeightUpdate
@@ -41,10 +42,11 @@ class LearnerActor:
         return self.learner.train_step(shard)
 
     def save_checkpoint(self, directory: str, cursor: dict[str, Any], config: dict[str, Any]) -> str:
-        """Write a checkpoint of the whole group atomically; returns its path.
+        """Write a checkpoint of the whole group atomically; returns its path or URI.
 
         Args:
-            directory: where checkpoints live (`<directory>/step_<learner step>`); "" = cfg.checkpoint_dir.
+            directory: where checkpoints live (`<directory>/step_<learner step>`), an absolute path or an
+                object-store URI; "" = cfg.checkpoint_dir.
             cursor: the trainer's data position, handed back by `load_checkpoint`.
             config: the resolved run config, stored with the checkpoint.
         """
@@ -54,10 +56,15 @@ class LearnerActor:
         directory = directory or cfg.checkpoint_dir
         if not directory:
             raise ValueError("save_checkpoint: no directory given and learner.checkpoint_dir is empty; set one")
-        return str(save_checkpoint(self.learner, directory, cursor, config, cfg.checkpoint_keep_last))
+        return save_checkpoint(self.learner, directory, cursor, config, cfg.checkpoint_keep_last)
+
+    def check_storage(self, storage: RunStorage, token: str) -> str | None:
+        """None if this rank reads the driver's sentinel `token`, else a message naming the rank and its node."""
+        node = f"node {ray.get_runtime_context().get_node_id()} ({ray.util.get_node_ip_address()})"
+        return storage.check_sentinel(token, f"learner rank {self.learner.rank} on {node}")
 
     def load_checkpoint(self, path: str) -> dict[str, Any]:
-        """Restore the group from `path`; returns the stored step, cursor and config."""
+        """Restore the group from `path` (a path or URI); returns the stored step, cursor and config."""
         from learner.checkpoint import load_checkpoint
 
         return load_checkpoint(self.learner, path)

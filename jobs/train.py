@@ -5,6 +5,7 @@ Examples:
     privacyalign train trainer.num_steps=5 trainer.schedule=async
     privacyalign train --preset qwen3-4b-1node          # GPU preset
     privacyalign train --resume runs/20261129-081500    # continue a killed run from its last checkpoint
+    privacyalign train trainer.storage=s3://bucket/runs/exp1   # outputs to an object store (multi-node)
     ray job submit --working-dir . -- privacyalign train   # on a running cluster (see README)
     privacyalign train judge.pool=privacyalign-judge    # judge with a running `serve-judge` pool, shared
 """
@@ -12,17 +13,17 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
-import os
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
 from actors.group import ActorCallError
+from cluster.storage import RunStorage
 from jobs.config import TrainConfig, load_train_config
 from jobs.config_loading import ConfigError, save_config
 from jobs.evaluation.report import split_rate_table
@@ -30,6 +31,7 @@ from jobs.run_files import write_atomic
 from jobs.training.loop import RLLoop, TooManySkippedSteps
 from jobs.training.metrics import EVAL_SPLITS, MetricsLogger, plot_metrics
 from jobs.training.prompt_schedule import PromptSchedule
+from jobs.training.run_folder import RunFolder
 
 logger = logging.getLogger("privacyalign.train")
 DEFAULT_PRESET = "tiny-cpu"
@@ -49,14 +51,17 @@ def build_parser() -> argparse.ArgumentParser:
         f"(default: {DEFAULT_PRESET})",
     )
     parser.add_argument(
-        "--run-dir", default="", help="where metrics, checkpoints and the resolved config go (default: runs/<UTC time>)"
+        "--run-dir",
+        default="",
+        help="where metrics, checkpoints and the resolved config go: a path, shared by every node on a cluster, "
+        "or an s3:// / gs:// URI; overrides trainer.storage (default: runs/<UTC time>)",
     )
     parser.add_argument(
         "--resume",
         default="",
         metavar="RUN_DIR",
-        help="continue the run in RUN_DIR from its newest complete checkpoint, with its saved config "
-        "(overrides still apply, e.g. trainer.num_steps=80 to extend it)",
+        help="continue the run stored at RUN_DIR (a path or URI) from its newest complete checkpoint, with its "
+        "saved config (overrides still apply, e.g. trainer.num_steps=80 to extend it)",
     )
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     parser.add_argument(
@@ -68,16 +73,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(args: argparse.Namespace) -> tuple[TrainConfig, Path]:
+def _load(args: argparse.Namespace) -> tuple[TrainConfig, RunFolder]:
+    """The config and the run's folder; a resumed run's saved files are pulled from its storage first."""
     if args.resume:
-        run_dir = Path(args.resume)
-        saved = run_dir / "config.yaml"
+        folder = RunFolder(_storage(args.resume, "--resume"))
+        folder.pull()
+        saved = folder.local / "config.yaml"
         if not saved.exists():
-            raise ConfigError([f"--resume {run_dir}: no config.yaml there (is it a privacyalign run directory?)"])
-        return load_train_config(saved, args.overrides), run_dir
-    cfg = load_train_config(args.preset, args.overrides)
-    run_dir = Path(args.run_dir or cfg.trainer.run_dir or f"runs/{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}")
-    return cfg, run_dir
+            folder.close()
+            where = folder.storage.describe()
+            raise ConfigError([f"--resume {where}: no config.yaml there (is it a privacyalign run directory?)"])
+        cfg = load_train_config(saved, args.overrides)
+    else:
+        cfg = load_train_config(args.preset, args.overrides)
+        location = args.run_dir or cfg.trainer.storage or f"runs/{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+        folder = RunFolder(_storage(location, "--run-dir" if args.run_dir else "trainer.storage"))
+    # The saved config names where the run lives (absolute), so every node and a later resume agree.
+    cfg.trainer = dataclasses.replace(cfg.trainer, storage=folder.storage.uri)
+    return cfg, folder
+
+
+def _storage(location: str, what: str) -> RunStorage:
+    try:
+        return RunStorage.resolve(location)
+    except ValueError as exc:
+        raise ConfigError([f"{what}: {exc}"]) from None
 
 
 def _progress_postfix(metrics: dict[str, float | None]) -> dict[str, str]:
@@ -123,15 +143,16 @@ def _strip(summary: dict[str, Any], prefix: str) -> dict[str, Any]:
     return {k[len(prefix) :]: v for k, v in summary.items() if k.startswith(prefix)}
 
 
-def run(cfg: TrainConfig, run_dir: Path, *, resume: bool) -> dict[str, Any]:
+def run(cfg: TrainConfig, folder: RunFolder, *, resume: bool) -> dict[str, Any]:
     """Train; returns the summary (dev and test rates before/after, steps done) also written to summary.json."""
     from jobs.training.session import TrainingSession
 
-    run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(run_dir, 0o700)
+    run_dir = folder.local
+    folder.create()
     save_config(cfg, run_dir / "config.yaml")
+    folder.push()
     tcfg = cfg.trainer
-    session = TrainingSession(cfg, run_dir)
+    session = TrainingSession(cfg, folder.storage)
     metrics_log = MetricsLogger(run_dir, enable_tensorboard=tcfg.enable_tensorboard)
     summary_path = run_dir / "summary.json"
     summary: dict[str, Any] = json.loads(summary_path.read_text()) if resume and summary_path.exists() else {}
@@ -172,11 +193,13 @@ def run(cfg: TrainConfig, run_dir: Path, *, resume: bool) -> dict[str, Any]:
             metrics_log.log(done, result.metrics)
             bar.set_postfix(_progress_postfix(result.metrics))
             if tcfg.checkpoint_every and done % tcfg.checkpoint_every == 0 and done < tcfg.num_steps:
+                folder.push()  # metrics first: storage never holds a checkpoint newer than its metrics
                 session.save_checkpoint(done, schedule.cursor(done))
         loop.drain()
         version = loop.policy_version
         after = session.evaluate("dev", policy_version=version) | session.evaluate("test", policy_version=version)
         metrics_log.log(tcfg.num_steps, after)
+        folder.push()
         session.save_checkpoint(tcfg.num_steps, schedule.cursor(tcfg.num_steps))
         summary.update({f"after/{k}": v for k, v in after.items()})
         summary["steps"] = float(tcfg.num_steps)
@@ -187,6 +210,7 @@ def run(cfg: TrainConfig, run_dir: Path, *, resume: bool) -> dict[str, Any]:
         session.close()
     if tcfg.enable_plot:
         plot_metrics(run_dir / "metrics.jsonl", run_dir / "curves.png")
+    folder.push()
     return summary
 
 
@@ -194,18 +218,18 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        cfg, run_dir = _load(args)
+        cfg, folder = _load(args)
     except ConfigError as exc:
         print(f"privacyalign train: {exc}", file=sys.stderr)
         return 2
-    if args.print_config:
-        from jobs.config_loading import to_yaml
-
-        print(to_yaml(cfg))
-        return 0
     try:
-        summary = run(cfg, run_dir, resume=bool(args.resume))
-    except ConfigError as exc:  # e.g. a bad data row, found when the session loads the scenarios
+        if args.print_config:
+            from jobs.config_loading import to_yaml
+
+            print(to_yaml(cfg))
+            return 0
+        summary = run(cfg, folder, resume=bool(args.resume))
+    except ConfigError as exc:  # e.g. a bad data row, or storage a learner rank cannot see
         print(f"privacyalign train: {exc}", file=sys.stderr)
         return 2
     except TooManySkippedSteps as exc:
@@ -213,11 +237,14 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except ActorCallError as exc:  # a hung or dead engine, learner rank or judge: named in the message
         print(
-            f"privacyalign train: {exc}\ncontinue from the last checkpoint: privacyalign train --resume {run_dir}",
+            f"privacyalign train: {exc}\ncontinue from the last checkpoint: "
+            f"privacyalign train --resume {folder.storage.describe()}",
             file=sys.stderr,
         )
         return 1
-    print(f"run directory: {run_dir}\n{render_summary(summary)}")
+    finally:
+        folder.close()
+    print(f"run directory: {folder.storage.describe()}\n{render_summary(summary)}")
     return 0
 
 

@@ -64,7 +64,7 @@ class LearnerConfig:
     kl_position_chunk: int = 1024
     # Full KL: vocabulary entries per tile.
     kl_vocab_chunk: int = 16384
-    # Directory checkpoints are written under (step_000010/, …); empty = the trainer's run dir decides.
+    # Where checkpoints go (step_000010/, …): an absolute path or an s3:// / gs:// URI; empty = the trainer decides.
     checkpoint_dir: str = ""
     # Checkpoints kept on disk; older ones are deleted after a newer one is complete (0 = keep all).
     checkpoint_keep_last: int = 2

@@ -2,15 +2,14 @@
 
 The session owns lifecycles; `RLLoop` owns the per-step dataflow. Checkpoints are written by the
 learner ranks (HF weights, optimizer, RNG) with the driver's cursor and resolved config alongside,
-so `--resume RUN_DIR` needs nothing but the run directory.
+straight into the run's storage (`trainer.storage`, a path or URI), so `--resume RUN_DIR` needs
+nothing but that storage, whichever node the driver and the ranks run on.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import os
-from pathlib import Path
 from typing import Any
 
 import ray
@@ -19,6 +18,7 @@ from actors.group import ActorGroup, get_all
 from actors.learner_actor import LearnerActor, learner_group_config
 from actors.rollout_pool import RolloutPool
 from cluster.connect import connect
+from cluster.storage import RunStorage
 from jobs.config import TINY_MODEL, TrainConfig
 from jobs.config_loading import ConfigError, to_dict
 from jobs.training.driver_fetch import DriverFetcher
@@ -65,25 +65,30 @@ class LearnerGroup:
         """Per rank, "learner rank r (what)": how deadline and failure messages name them."""
         return [f"learner rank {rank} ({what})" for rank in range(self.num_ranks)]
 
-    def save(self, path: Path, cursor: dict[str, Any], config: dict[str, Any]) -> str:
-        refs = self.group.run_all("save_checkpoint", str(path), cursor, config)
+    def save(self, directory: str, cursor: dict[str, Any], config: dict[str, Any]) -> str:
+        refs = self.group.run_all("save_checkpoint", directory, cursor, config)
         return get_all(refs, self.labels("saving a checkpoint"), self.call_timeout_s)[0]
 
-    def load(self, path: Path) -> dict[str, Any]:
-        refs = self.group.run_all("load_checkpoint", str(path))
+    def load(self, path: str) -> dict[str, Any]:
+        refs = self.group.run_all("load_checkpoint", path)
         return get_all(refs, self.labels("loading a checkpoint"), self.call_timeout_s)[0]
+
+    def check_storage(self, storage: RunStorage, token: str) -> list[str]:
+        """Every rank reads the driver's sentinel; returns one message per rank that sees other storage."""
+        refs = self.group.run_all("check_storage", storage, token)
+        return [e for e in get_all(refs, self.labels("checking run storage"), self.call_timeout_s) if e is not None]
 
     def shutdown(self) -> None:
         self.group.shutdown()
 
 
 class TrainingSession:
-    """Starts rollout engines, the judge pool and the learner group for `cfg`, in `run_dir`."""
+    """Starts rollout engines, the judge pool and the learner group for `cfg`; outputs go to `storage`."""
 
-    def __init__(self, cfg: TrainConfig, run_dir: Path):
+    def __init__(self, cfg: TrainConfig, storage: RunStorage):
         self.cfg = cfg
-        self.run_dir = run_dir
-        self.checkpoint_dir = run_dir / "checkpoints"
+        self.storage = storage
+        self.checkpoint_dir = storage.child("checkpoints").uri
         self.fetcher = DriverFetcher()
         self.rollout: RolloutPool | None = None
         self.judge: JudgePool | None = None
@@ -122,9 +127,14 @@ class TrainingSession:
         self.rows_ref = ray.put(rows)
         judge_rows_ref = ray.put({i: row.judge_view() for i, row in rows.items()})
         self.learner = LearnerGroup(
-            dataclasses.replace(cfg.learner, model_path=model_path, checkpoint_dir=str(self.checkpoint_dir)),
+            dataclasses.replace(cfg.learner, model_path=model_path, checkpoint_dir=self.checkpoint_dir),
             num_gpus_per_rank=1.0 if cfg.cluster.num_gpus > 0 and cfg.learner.backend != "gloo" else 0.0,
         )
+        # Before anything is trained: a rank on a node with its own disk at that path would write
+        # checkpoints no one else sees (and a resume would silently start over).
+        errors = self.learner.check_storage(self.storage, self.storage.write_sentinel())
+        if errors:
+            raise ConfigError([f"trainer.storage: {e}" for e in errors])
         self.rollout = RolloutPool(dataclasses.replace(cfg.rollout, model=model_path), self.rows_ref)
         pool_cfg = cfg.judge_pool
         if cfg.judge.backend == "vllm" and not pool_cfg.vllm.model:
@@ -142,7 +152,6 @@ class TrainingSession:
         assert self.learner is not None
         cursor = {"step": step, "prompts_consumed": prompts_consumed}
         path = self.learner.save(self.checkpoint_dir, cursor, to_dict(self.cfg))
-        os.chmod(path, 0o700)
         logger.info("checkpoint step %d → %s", step, path)
         return path
 

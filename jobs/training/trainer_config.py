@@ -29,8 +29,9 @@ class TrainerConfig:
     eval_samples_per_prompt: int = 4
     # Write a checkpoint every N steps (0 = only at the end).
     checkpoint_every: int = 10
-    # Run directory; empty = runs/<UTC timestamp>.
-    run_dir: str = ""
+    # Where the run's outputs go: a path (shared by every node on a cluster) or an s3:// / gs:// URI;
+    # empty = runs/<UTC timestamp>. Saved resolved (absolute) in config.yaml.
+    storage: str = ""
     # Seed for the data order and sampling (the learner and tiny model have their own).
     seed: int = 0
     # Before each rollout wave, ask the judge pool for at least this many replicas (0 = load-based only).

@@ -9,6 +9,7 @@ import pytest
 import torch
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
+from cluster.storage import RunStorage
 from learner.checkpoint import STATE_FILE, latest_checkpoint, list_checkpoints
 from learner.config import LearnerConfig
 from learner.micro_batch import dummy_sample, pad_micro_batch, split_by_token_budget, token_logprobs
@@ -75,16 +76,20 @@ def test_empty_prompt_is_rejected() -> None:
         pad_micro_batch(batch)
 
 
-def test_latest_checkpoint_skips_temporaries_and_incomplete(tmp_path) -> None:
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_latest_checkpoint_skips_temporaries_and_incomplete(where, tmp_path, request) -> None:
+    if where == "local":
+        storage = RunStorage.resolve(str(tmp_path))
+    else:  # an object store: a killed upload leaves a prefix of files without the state file
+        storage = RunStorage.resolve(f"s3://{request.getfixturevalue('s3_bucket')}/{tmp_path.name}")
     for step in (2, 10, 7):
-        (tmp_path / f"step_{step:06d}").mkdir()
-        (tmp_path / f"step_{step:06d}" / STATE_FILE).write_text(json.dumps({"step": step}))
-    (tmp_path / ".step_000020.tmp-abcd").mkdir()  # being written
-    (tmp_path / ".step_000020.tmp-abcd" / STATE_FILE).write_text(json.dumps({"step": 20}))
-    (tmp_path / "step_000030").mkdir()  # no state file: not a checkpoint
-    assert latest_checkpoint(tmp_path) == tmp_path / "step_000010"
-    assert [s for s, _ in list_checkpoints(tmp_path)] == [2, 7, 10]
-    assert latest_checkpoint(tmp_path / "missing") is None
+        storage.write_text(f"step_{step:06d}/{STATE_FILE}", json.dumps({"step": step}))
+    storage.write_text(f".step_000020.tmp-abcd/{STATE_FILE}", json.dumps({"step": 20}))  # being written
+    storage.write_text("step_000030/config.json", "{}")  # no state file: not a checkpoint
+    storage.write_text(f"step_000040/{STATE_FILE}", '{"step": 4')  # torn state file: not a checkpoint
+    assert latest_checkpoint(storage.uri) == storage.child("step_000010").uri
+    assert [s for s, _ in list_checkpoints(storage.uri)] == [2, 7, 10]
+    assert latest_checkpoint(storage.child("missing").uri) is None
 
 
 def test_learner_config_checks() -> None:
