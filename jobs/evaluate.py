@@ -216,7 +216,13 @@ def main(argv: list[str] | None = None) -> int:
     # Ray is needed for vLLM rollout actors and the Serve judge pool; an endpoint + in-process judge runs without.
     if cfg.uses_judge_pool or any(parse_agent_spec(a).kind == "hf" for a in cfg.eval.agents):
         connect(cfg.cluster)
-    run(cfg, run_dir, items)
+    from actors.group import ActorCallError
+
+    try:
+        run(cfg, run_dir, items)
+    except ActorCallError as exc:  # a hung or dead engine, named; the chunks already judged stay in run_dir
+        print(f"privacyalign evaluate: {exc}", file=sys.stderr)
+        return 1
     print(f"report: {run_dir / 'report.md'}")
     return 0
 

@@ -42,6 +42,8 @@ class HFAgent:
         )
         self.tokenizer = AutoTokenizer.from_pretrained(spec.target)
         self.pool = RolloutPool(cfg)
+        # Each chunk's deadline, counted from when the one before it was collected (engines take them in order).
+        self.chunk_timeout_s: float = cfg.call_timeout_s
 
     def _tokens(self, item: EvalItem) -> list[int]:
         # Same two steps as RolloutActor._prompt_ids, so evaluation prompts match training prompts token for token.
@@ -50,8 +52,7 @@ class HFAgent:
 
     def generate(self, chunks: Sequence[Chunk]) -> Iterator[tuple[Chunk, Answers]]:
         """Submit every chunk as one wave (engines work through them in order), collect them in order."""
-        import ray
-
+        from actors.group import get_all
         from rollout.batch import TrajectoryBatch
 
         waves = [
@@ -66,8 +67,9 @@ class HFAgent:
             )
             for chunk in chunks
         ]
-        for chunk, refs in waves:
-            batch = TrajectoryBatch.concat(ray.get(refs))
+        for number, (chunk, refs) in enumerate(waves):
+            labels = [f"rollout engine {rank} (evaluation chunk {number})" for rank in range(len(refs))]
+            batch = TrajectoryBatch.concat(get_all(refs, labels, self.chunk_timeout_s))
             answers: Answers = {item.item_id: [] for item in chunk}
             for item_id, text in zip(batch.scenario_ids, batch.completion_texts, strict=True):
                 answers[item_id].append(text)
