@@ -132,14 +132,19 @@ def _train(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
         )
 
 
+def _drill_dirs(prefix: str) -> tuple[Path, Path, dict[str, str]]:
+    """(root, run directory, environment) of one drill: its own embedded Ray under root/ray."""
+    # Short path: Ray's unix sockets live under it and must stay under 108 characters.
+    root = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    env = {**os.environ, "RAY_TMPDIR": str(root / "ray"), "CI": "true", "PYTHONUNBUFFERED": "1"}
+    env.pop("RAY_ADDRESS", None)
+    return root, root / "run", env
+
+
 @pytest.fixture(scope="module")
 def runs(tiny_model_dir) -> Iterator[dict]:
     """Run 1 (rollout engine killed, then driver killed after checkpoint 2), then the resumed run 2."""
-    # Short path: Ray's unix sockets live under it and must stay under 108 characters.
-    root = Path(tempfile.mkdtemp(prefix="pa-drill-", dir="/tmp"))
-    run_dir = root / "run"
-    env = {**os.environ, "RAY_TMPDIR": str(root / "ray"), "CI": "true", "PYTHONUNBUFFERED": "1"}
-    env.pop("RAY_ADDRESS", None)
+    root, run_dir, env = _drill_dirs("pa-drill-")
     facts: dict = {"root": root, "run_dir": run_dir, "logs": [root / "run1.log", root / "run2.log"]}
     try:
         engine_processes: dict[int, str] = {}
@@ -269,10 +274,7 @@ def test_no_scenario_text_in_any_log_and_owner_only_permissions(runs):
 @pytest.fixture(scope="module")
 def rank_kill(tiny_model_dir) -> Iterator[dict]:
     """Run 1 (2 learner ranks, 2 steps): a rank is SIGKILLed during step 2's train step; then the resumed run."""
-    root = Path(tempfile.mkdtemp(prefix="pa-rank-", dir="/tmp"))
-    run_dir = root / "run"
-    env = {**os.environ, "RAY_TMPDIR": str(root / "ray"), "CI": "true", "PYTHONUNBUFFERED": "1"}
-    env.pop("RAY_ADDRESS", None)
+    root, run_dir, env = _drill_dirs("pa-rank-")
     overrides = [o for o in OVERRIDES if not o.startswith("trainer.num_steps=")]
     overrides += ["trainer.num_steps=2", "learner.num_ranks=2"]
     facts: dict = {"run_dir": run_dir, "logs": [root / "run1.log", root / "run2.log"]}

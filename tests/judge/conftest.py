@@ -1,17 +1,32 @@
-"""Row and batch builders shared by the pure judge tests (hand-made rows, no dataset files)."""
+"""Row and batch builders shared by the pure judge tests (hand-made rows, no dataset files), and the
+module-scoped Ray cluster the Serve pool tests share."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
+import ray
+from ray import serve
 
 from rollout.batch import TrajectoryBatch
 from scenarios.schema import ScenarioRow
 
 ACTION = "GmailSendEmail"
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A 2-CPU Ray cluster for one module's Serve pools (namespace = the module), Serve stopped after it."""
+    # Queue-length probes on a shared 2-core box take longer than Serve's 0.1 s default.
+    os.environ.setdefault("RAY_SERVE_QUEUE_LENGTH_RESPONSE_DEADLINE_S", "1.0")
+    ray.init(num_cpus=2, include_dashboard=False, namespace=request.module.__name__.rsplit(".", 1)[-1])
+    yield
+    serve.shutdown()
+    ray.shutdown()
 
 
 def answer(content: str, name: str = ACTION) -> str:

@@ -8,7 +8,6 @@ it. Replica counts and throughput are printed (`pytest -s`) for the report.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -51,16 +50,6 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def rows() -> dict[str, ScenarioRow]:
     return {row.id: row for row in load_rows(bundled_scenarios_path(), max_rows=12).rows}
-
-
-@pytest.fixture(scope="module")
-def ray_cluster() -> Iterator[None]:
-    # Queue-length probes on a shared 2-core box take longer than Serve's 0.1 s default.
-    os.environ.setdefault("RAY_SERVE_QUEUE_LENGTH_RESPONSE_DEADLINE_S", "1.0")
-    ray.init(num_cpus=2, include_dashboard=False, namespace="judge-serve-test")
-    yield
-    serve.shutdown()
-    ray.shutdown()
 
 
 def judge_config(latency_s: float = LATENCY_S) -> JudgeConfig:

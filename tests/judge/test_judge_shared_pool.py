@@ -11,10 +11,9 @@ controller it first met. Judge replicas run the deterministic offline backend wi
 from __future__ import annotations
 
 import dataclasses
-import os
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import ray
@@ -53,16 +52,6 @@ def min_replicas_deployed(app: str) -> int:
     details = ServeInstanceDetails(**serve_context._get_global_client().get_serve_details())
     autoscaling = details.applications[app].deployments[JUDGE_DEPLOYMENT].deployment_config.autoscaling_config
     return int(autoscaling["min_replicas"])
-
-
-@pytest.fixture(scope="module")
-def ray_cluster() -> Iterator[None]:
-    # Queue-length probes on a shared 2-core box take longer than Serve's 0.1 s default.
-    os.environ.setdefault("RAY_SERVE_QUEUE_LENGTH_RESPONSE_DEADLINE_S", "1.0")
-    ray.init(num_cpus=2, include_dashboard=False, namespace="judge-shared-test")
-    yield
-    serve.shutdown()
-    ray.shutdown()
 
 
 @pytest.fixture(scope="module")
