@@ -35,6 +35,7 @@ def _plain_torch_step_seconds(cfg: LearnerConfig, batch: TrajectoryBatch, repeat
     from learner.kl import full_reverse_kl
     from learner.losses import LossParams, policy_loss
     from learner.micro_batch import pad_micro_batch, split_by_token_budget, token_logprobs
+    from learner.model_forward import completion_logits
 
     model = AutoModelForCausalLM.from_pretrained(cfg.model_path, dtype=torch.float32)
     ref = AutoModelForCausalLM.from_pretrained(cfg.model_path, dtype=torch.float32).requires_grad_(False).eval()
@@ -42,22 +43,16 @@ def _plain_torch_step_seconds(cfg: LearnerConfig, batch: TrajectoryBatch, repeat
     params = LossParams(cfg.clip_eps_low, cfg.clip_eps_high)
     tokens = batch.num_action_tokens
 
-    def logits(m: torch.nn.Module, mb) -> torch.Tensor:
-        keep = torch.arange(mb.prompt_len - 1, mb.input_ids.shape[1] - 1)
-        out = m(input_ids=mb.input_ids, attention_mask=mb.attention_mask, position_ids=mb.position_ids,
-                logits_to_keep=keep, use_cache=False)  # fmt: skip
-        return out.logits
-
     times = []
     for _ in range(repeats + 1):
         start = time.perf_counter()
         for part in split_by_token_budget(batch, cfg.micro_batch_tokens):
             mb = pad_micro_batch(part)
-            out_logits = logits(model, mb)
+            out_logits = completion_logits(model, mb)
             loss = policy_loss(cfg.loss, token_logprobs(out_logits, mb.targets), mb.old_logprobs, mb.advantages,
                                mb.mask, params).loss_sum  # fmt: skip
             with torch.no_grad():
-                ref_logits = logits(ref, mb)
+                ref_logits = completion_logits(ref, mb)
             kl = full_reverse_kl(out_logits, ref_logits, cfg.kl_position_chunk, cfg.kl_vocab_chunk)
             ((loss + cfg.kl_coef * (kl * mb.mask).sum()) / tokens).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -75,7 +70,7 @@ def _group_step_seconds(cfg: LearnerConfig, batch: TrajectoryBatch, repeats: int
     cpus = max(1.0, (os.cpu_count() or 2) / cfg.num_ranks)
     group = ActorGroup(LearnerActor, learner_group_config(cfg, num_cpus_per_rank=cpus), cfg, name="bench-learner")
     try:
-        shards = [ray.put(s) for s in batch.chunk(cfg.num_ranks)]
+        shards = [ray.put(s) for s in batch.shard_by_group(cfg.num_ranks)]
         times = []
         for _ in range(repeats + 1):
             start = time.perf_counter()

@@ -79,7 +79,7 @@ def make_group(model_dir: Path, num_ranks: int, **overrides) -> ActorGroup:
 
 
 def train(group: ActorGroup, batch: TrajectoryBatch) -> dict[str, float]:
-    metrics = ray.get(group.scatter("train_step", batch.chunk(group.world_size)))
+    metrics = ray.get(group.scatter("train_step", batch.shard_by_group(group.world_size)))
     assert all(m == metrics[0] for m in metrics), "every rank must report the same global metrics"
     return metrics[0]
 
