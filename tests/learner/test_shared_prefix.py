@@ -69,12 +69,14 @@ def per_sample(batch: TrajectoryBatch, tensor: torch.Tensor, share: bool) -> lis
 
 
 def run_step(policy, ref, batch: TrajectoryBatch, share: bool, budget: int) -> dict:
-    """What the learner's micro-step loop computes: per-token logprobs and KL, summed loss, gradients."""
+    """What the learner's micro-step loop computes, on the policy's device: per-token logprobs and KL, summed
+    loss, gradients (returned on the CPU)."""
+    device = next(policy.parameters()).device
     policy.zero_grad(set_to_none=True)
     logprobs, kls, loss_total = [None] * len(batch), [None] * len(batch), 0.0
     for part_ids in _parts(batch, budget, share):
         part = batch.select(part_ids)
-        mb = pad_micro_batch(part, share_prefix=share)
+        mb = pad_micro_batch(part, device, share_prefix=share)
         logits = completion_logits(policy, mb)
         lp = token_logprobs(logits, mb.targets)
         with torch.no_grad():
@@ -84,10 +86,10 @@ def run_step(policy, ref, batch: TrajectoryBatch, share: bool, budget: int) -> d
         loss = out.loss_sum + KL_COEF * (kl * mb.mask).sum()
         loss.backward()
         loss_total += loss.item()
-        token_lp, token_kl = per_sample(part, lp.detach(), share), per_sample(part, kl.detach(), share)
+        token_lp, token_kl = per_sample(part, lp.detach().cpu(), share), per_sample(part, kl.detach().cpu(), share)
         for j, i in enumerate(part_ids):
             logprobs[i], kls[i] = token_lp[j], token_kl[j]
-    grads = {n: p.grad.clone() for n, p in policy.named_parameters()}
+    grads = {n: p.grad.float().cpu() for n, p in policy.named_parameters()}
     return {"logprobs": torch.cat(logprobs), "kl": torch.cat(kls), "loss": loss_total, "grads": grads}
 
 
@@ -99,6 +101,18 @@ def _parts(batch: TrajectoryBatch, budget: int, share: bool) -> list[list[int]]:
 
 def rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a - b).norm() / b.norm()).item()
+
+
+def largest_differences(shared: dict, base: dict) -> dict[str, float]:
+    """Largest relative differences of the shared-prefix step from the per-sample one."""
+    grad_norm = [torch.stack([g.norm() for g in r["grads"].values()]).norm() for r in (shared, base)]
+    return {
+        "logprobs": ((shared["logprobs"] - base["logprobs"]).abs() / base["logprobs"].abs()).max().item(),
+        "kl": rel(shared["kl"], base["kl"]),
+        "loss": abs(shared["loss"] - base["loss"]) / abs(base["loss"]),
+        "grad_norm": abs(grad_norm[0] / grad_norm[1] - 1).item(),
+        "grads": max(rel(shared["grads"][n], g) for n, g in base["grads"].items()),
+    }
 
 
 def test_layout_of_one_group_by_hand() -> None:
@@ -137,17 +151,7 @@ def test_shared_prefix_equals_one_sample_per_row(attention: str) -> None:
     for budget in (4096, 24):
         base = run_step(policy, ref, batch, share=False, budget=budget)
         shared = run_step(policy, ref, batch, share=True, budget=budget)
-        diffs = {
-            "logprobs": ((shared["logprobs"] - base["logprobs"]).abs() / base["logprobs"].abs()).max().item(),
-            "kl": rel(shared["kl"], base["kl"]),
-            "loss": abs(shared["loss"] - base["loss"]) / abs(base["loss"]),
-            "grad_norm": abs(
-                torch.stack([g.norm() for g in shared["grads"].values()]).norm()
-                / torch.stack([g.norm() for g in base["grads"].values()]).norm()
-                - 1
-            ).item(),
-            "grads": max(rel(shared["grads"][n], g) for n, g in base["grads"].items()),
-        }
+        diffs = largest_differences(shared, base)
         print(f"\n{attention} budget={budget} largest relative differences: "
               + ", ".join(f"{k} {v:.1e}" for k, v in diffs.items()))  # fmt: skip
         assert base["kl"].max() > 1e-3, "the reference must differ, or the KL comparison proves nothing"
@@ -195,3 +199,26 @@ def test_support_check_and_fallback() -> None:
         resolve_shared_prefix("on", flash)
     sliding = cfg(attn_implementation="sdpa", use_sliding_window=True, sliding_window=4, max_window_layers=0)
     assert "sliding-window" in shared_prefix_unsupported(sliding)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_shared_prefix_on_cuda_through_the_memory_efficient_kernel() -> None:
+    """The GPU path: SDPA's memory-efficient kernel (the CUDA kernel that takes an arbitrary mask) runs the
+    shared layout, in float32 at the CPU test's tolerance and in bf16 (the GPU presets' precision) at bf16's."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    batch = grouped_batch(seed=1)
+    policy, ref = (m.cuda() for m in tiny_models("sdpa"))
+    # Forcing the one backend makes SDPA raise instead of silently falling back to the math kernel.
+    with sdpa_kernel(SDPBackend.EFFICIENT_ATTENTION):
+        base = run_step(policy, ref, batch, share=False, budget=4096)
+        shared = run_step(policy, ref, batch, share=True, budget=4096)
+        diffs = largest_differences(shared, base)
+        print("\ncuda float32 largest relative differences: " + ", ".join(f"{k} {v:.1e}" for k, v in diffs.items()))
+        assert all(diff < 1e-5 for diff in diffs.values()), diffs
+        policy, ref = policy.bfloat16(), ref.bfloat16()
+        base = run_step(policy, ref, batch, share=False, budget=4096)
+        shared = run_step(policy, ref, batch, share=True, budget=4096)
+    # bf16 rounds differently per layout (different reduction lengths): held to bf16's resolution only.
+    torch.testing.assert_close(shared["logprobs"], base["logprobs"], rtol=2e-2, atol=5e-2)
