@@ -7,6 +7,7 @@ Examples:
     privacyalign train --resume runs/20261129-081500    # continue a killed run from its last checkpoint
     ray job submit --working-dir . -- privacyalign train   # on a running cluster (see README)
     privacyalign train judge.pool=privacyalign-judge    # judge with a running `serve-judge` pool, shared
+    privacyalign train learner.shared_prefix=off        # one sample per row (default auto: a group's prompt once)
 """
 
 from __future__ import annotations
