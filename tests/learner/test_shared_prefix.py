@@ -13,6 +13,7 @@ import pytest
 import torch
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
+from learner.config import LearnerConfig
 from learner.kl import full_reverse_kl
 from learner.losses import policy_loss
 from learner.micro_batch import pad_micro_batch, prompt_rows, split_by_token_budget, token_logprobs
@@ -142,19 +143,21 @@ def test_layout_of_one_group_by_hand() -> None:
     assert mb.attention_mask[1, 0, 1].tolist() == [f, t, f, f, f, f, f]  # left padding is never attended
 
 
-@pytest.mark.parametrize("attention", ["sdpa", "eager"])
-def test_shared_prefix_equals_one_sample_per_row(attention: str) -> None:
+# One micro-batch each, and (SDPA, the default backend) a budget that splits groups across micro-batches and rows.
+@pytest.mark.parametrize(("attention", "budget"), [("sdpa", 4096), ("sdpa", 24), ("eager", 4096)])
+def test_shared_prefix_equals_one_sample_per_row(attention: str, budget: int) -> None:
     policy, ref = tiny_models(attention)
     batch = grouped_batch(seed=1)
     assert len(prompt_rows(batch, share_prefix=True)) < len(batch), "the batch must contain real groups"
-    # One micro-batch each, then budgets that split groups across micro-batches and rows.
-    for budget in (4096, 24):
-        base = run_step(policy, ref, batch, share=False, budget=budget)
-        shared = run_step(policy, ref, batch, share=True, budget=budget)
-        diffs = largest_differences(shared, base)
-        print(f"\n{attention} budget={budget} largest relative differences: "
-              + ", ".join(f"{k} {v:.1e}" for k, v in diffs.items()))  # fmt: skip
-        assert base["kl"].max() > 1e-3, "the reference must differ, or the KL comparison proves nothing"
+    base = run_step(policy, ref, batch, share=False, budget=budget)
+    shared = run_step(policy, ref, batch, share=True, budget=budget)
+    diffs = largest_differences(shared, base)
+    print(f"\n{attention} budget={budget} largest relative differences: "
+          + ", ".join(f"{k} {v:.1e}" for k, v in diffs.items()))  # fmt: skip
+    assert base["kl"].max() > 1e-3, "the reference must differ, or the KL comparison proves nothing"
+    for name, diff in diffs.items():
+        assert diff < 1e-5, (name, diff)
+    if budget == 4096:
         # Both layouts share the packer, so also hold the shared one to each sample run alone, unpadded.
         with torch.no_grad():
             alone = torch.cat([
@@ -162,8 +165,6 @@ def test_shared_prefix_equals_one_sample_per_row(attention: str) -> None:
                 for p, c in zip(batch.prompt_ids, batch.completion_ids, strict=True)
             ])  # fmt: skip
         torch.testing.assert_close(shared["logprobs"], alone, rtol=1e-5, atol=1e-6)
-        for name, diff in diffs.items():
-            assert diff < 1e-5, (name, diff)
 
 
 def test_split_by_token_budget_keeps_groups_together_within_budget() -> None:
@@ -199,6 +200,8 @@ def test_support_check_and_fallback() -> None:
         resolve_shared_prefix("on", flash)
     sliding = cfg(attn_implementation="sdpa", use_sliding_window=True, sliding_window=4, max_window_layers=0)
     assert "sliding-window" in shared_prefix_unsupported(sliding)
+    with pytest.raises(ValueError, match=r"learner.shared_prefix 'yes'; valid: \['auto', 'on', 'off'\]"):
+        LearnerConfig(shared_prefix="yes")
 
 
 @pytest.mark.gpu
