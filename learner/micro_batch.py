@@ -94,7 +94,8 @@ def pad_micro_batch(
         [p_len - 1 if j == 0 else p_len + k * c_len + j - 1 for k in range(slots) for j in range(c_len)]
     )
     real = slot_of > -2
-    attention = _prefix_block_mask(slot_of) if share_prefix else real.long()
+    # Built where it is used: the mask is rows × L² booleans, the largest tensor of the layout.
+    attention = _prefix_block_mask(slot_of.to(device)) if share_prefix else real.long()
     return MicroBatch(
         input_ids=input_ids.to(device),
         attention_mask=attention.to(device),
@@ -115,10 +116,10 @@ def _prefix_block_mask(slot_of: torch.Tensor) -> torch.Tensor:
     NaN, and a NaN in an unused column still poisons the backward (NaN · 0). Nothing attends to them.
     """
     width = slot_of.shape[1]
-    causal = torch.ones(width, width, dtype=torch.bool).tril()
+    causal = torch.ones(width, width, dtype=torch.bool, device=slot_of.device).tril()
     query, key = slot_of[:, :, None], slot_of[:, None, :]
     allowed = causal & (key > -2) & ((key == -1) | (key == query)) & (query > -2)
-    return (allowed | torch.eye(width, dtype=torch.bool))[:, None]
+    return (allowed | torch.eye(width, dtype=torch.bool, device=slot_of.device))[:, None]
 
 
 def split_by_token_budget(batch: TrajectoryBatch, budget: int, share_prefix: bool = False) -> list[TrajectoryBatch]:
