@@ -15,12 +15,12 @@ from rollout.batch import TrajectoryBatch
 
 @ray.remote(num_cpus=0)
 def reshard(num_shards: int, *batches: TrajectoryBatch) -> tuple[TrajectoryBatch, ...] | TrajectoryBatch:
-    """Concatenate scored batches and cut them into one contiguous shard per learner rank.
+    """Concatenate scored batches and cut them into one shard per learner rank, each group whole on one rank.
 
     Call as `reshard.options(num_returns=n).remote(n, *refs)`: each shard is its own object, so
     rank i fetches only shard i.
     """
-    shards = TrajectoryBatch.concat(batches).chunk(num_shards)
+    shards = TrajectoryBatch.concat(batches).shard_by_group(num_shards)
     return shards[0] if num_shards == 1 else tuple(shards)
 
 

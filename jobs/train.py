@@ -8,6 +8,7 @@ Examples:
     privacyalign train trainer.storage=s3://bucket/runs/exp1   # outputs to an object store (multi-node)
     ray job submit --working-dir . -- privacyalign train   # on a running cluster (see README)
     privacyalign train judge.pool=privacyalign-judge    # judge with a running `serve-judge` pool, shared
+    privacyalign train learner.shared_prefix=off        # one sample per row (default auto: a group's prompt once)
 """
 
 from __future__ import annotations

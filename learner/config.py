@@ -9,6 +9,7 @@ from cluster.config_checks import FieldChecks
 from cluster.resources import check_custom_resources
 from learner.kl import check_kl_estimator
 from learner.losses import get_policy_loss
+from learner.model_forward import check_shared_prefix_mode
 
 BACKENDS = ("auto", "gloo", "nccl")
 PRECISIONS = ("fp32", "bf16")
@@ -47,6 +48,10 @@ class LearnerConfig:
     warmup_steps: int = 0
     # Token budget of one micro-batch per rank (prompt + completion tokens, padded length × rows).
     micro_batch_tokens: int = 4096
+    # Lay a prompt's G samples out as one row, the prompt computed once and each completion attending to it
+    # and to itself (same logprobs and gradients, fewer tokens): `auto` where the model's attention supports
+    # the mask (SDPA, eager), else one sample per row, logged once; `on` fails where unsupported; `off`.
+    shared_prefix: str = "auto"
     # Sampling temperature of the rollout engines (must equal rollout.temperature): logits are divided
     # by it so logπ matches vLLM's processed logprobs, the importance ratio's logπ_old.
     temperature: float = 1.0
@@ -86,6 +91,7 @@ class LearnerConfig:
         checks.one_of("backend", BACKENDS)
         checks.run(get_policy_loss, self.loss)
         checks.run(check_kl_estimator, self.kl_estimator)
+        checks.run(check_shared_prefix_mode, self.shared_prefix)
         if not all(0.0 <= b < 1.0 for b in self.betas if math.isfinite(b)):
             checks.fail(f"learner.betas must lie in [0, 1), got {self.betas}")
         positive = ("lr", "temperature", "micro_batch_tokens", "kl_position_chunk", "kl_vocab_chunk", "eps")

@@ -25,6 +25,7 @@ from learner.extension_lock import wait_for_extension_lock
 from learner.kl import full_reverse_kl, k3_kl
 from learner.losses import LossParams, policy_loss
 from learner.micro_batch import MicroBatch, dummy_sample, pad_micro_batch, split_by_token_budget, token_logprobs
+from learner.model_forward import completion_logits, resolve_shared_prefix
 from learner.weight_export import iter_full_parameters
 from rollout.batch import TrajectoryBatch
 
@@ -99,6 +100,8 @@ class LearnerEngine:
             model=model, config=ds_config, model_parameters=model.parameters(), lr_scheduler=self._warmup_schedule
         )
         self.ref = self._load_reference() if cfg.kl_coef > 0 else None
+        # The policy and the reference share the architecture, so one decision covers both forwards.
+        self.share_prefix = resolve_shared_prefix(cfg.shared_prefix, self.engine.module.config)
         self.loss_params = LossParams(cfg.clip_eps_low, cfg.clip_eps_high)
         self.step = 0
         logger.info(
@@ -137,27 +140,15 @@ class LearnerEngine:
         return model.to(device=self.device, dtype=dtype)
 
     # ---- training ---------------------------------------------------------------------------------
-    def _forward(self, model: torch.nn.Module, mb: MicroBatch) -> torch.Tensor:
-        """Tempered logits [b, C, V] predicting the completion tokens (position t's logits predict t+1)."""
-        keep = torch.arange(mb.prompt_len - 1, mb.input_ids.shape[1] - 1, device=mb.input_ids.device)
-        out = model(
-            input_ids=mb.input_ids,
-            attention_mask=mb.attention_mask,
-            position_ids=mb.position_ids,
-            logits_to_keep=keep,
-            use_cache=False,
-        )
-        return out.logits / self.cfg.temperature if self.cfg.temperature != 1.0 else out.logits
-
     def _micro_step(self, mb: MicroBatch, scale: float) -> torch.Tensor:
         """Forward + backward of one micro-batch; returns this micro-batch's sums (see _SUMS)."""
-        logits = self._forward(self.engine, mb)
+        logits = completion_logits(self.engine, mb, self.cfg.temperature)
         logprobs = token_logprobs(logits, mb.targets)
         out = policy_loss(self.cfg.loss, logprobs, mb.old_logprobs, mb.advantages, mb.mask, self.loss_params)
         kl_sum = torch.zeros((), device=logits.device)
         if self.ref is not None:
             with torch.no_grad():
-                ref_logits = self._forward(self.ref, mb)
+                ref_logits = completion_logits(self.ref, mb, self.cfg.temperature)
             if self.cfg.kl_estimator == "full":
                 kl = full_reverse_kl(logits, ref_logits, self.cfg.kl_position_chunk, self.cfg.kl_vocab_chunk)
             else:
@@ -184,7 +175,8 @@ class LearnerEngine:
             raise ValueError("train_step needs a scored batch (TrajectoryBatch.with_scores)")
         start = time.perf_counter()
         valid = [i for i, ok in enumerate(shard.valid or []) if ok]
-        micro_batches = split_by_token_budget(shard.select(valid), self.cfg.micro_batch_tokens) if valid else []
+        budget, share = self.cfg.micro_batch_tokens, self.share_prefix
+        micro_batches = split_by_token_budget(shard.select(valid), budget, share) if valid else []
         local_tokens = sum(len(shard.completion_ids[i]) for i in valid)
         # Collective tensors live on the compute device: NCCL only reduces GPU tensors.
         counts = torch.tensor([local_tokens, len(micro_batches)], dtype=torch.float64, device=self.device)
@@ -197,24 +189,26 @@ class LearnerEngine:
             return {"learner/skipped": 1.0, "learner/action_tokens": 0.0}
         self.engine.train()
         sums = torch.zeros(len(_SUMS), dtype=torch.float64, device=self.device)
-        padded_tokens = 0
+        sample_tokens = computed_tokens = 0
         scale = self.world_size / global_tokens
         for i in range(num_micro):
             part = micro_batches[i] if i < len(micro_batches) else dummy_sample()
-            mb = pad_micro_batch(part, self.device)
-            padded_tokens += mb.num_tokens if i < len(micro_batches) else 0
+            mb = pad_micro_batch(part, self.device, share_prefix=share)
+            if i < len(micro_batches):
+                sample_tokens += sum(len(p) + len(c) for p, c in zip(part.prompt_ids, part.completion_ids, strict=True))
+                computed_tokens += mb.num_tokens
             sums[:5] += self._micro_step(mb, scale).double()
         sums[5] = len(valid)
         lr = float(self.engine.get_lr()[0])  # the rate this step uses; the scheduler advances in step()
         self.engine.step()
         self.step += 1
         elapsed = time.perf_counter() - start
-        throughput = torch.tensor([padded_tokens, elapsed], dtype=torch.float64, device=self.device)
+        throughput = torch.tensor([sample_tokens, computed_tokens, elapsed], dtype=torch.float64, device=self.device)
         dist.all_reduce(sums)
-        dist.all_reduce(throughput[:1])
-        dist.all_reduce(throughput[1:], op=dist.ReduceOp.MAX)
+        dist.all_reduce(throughput[:2])
+        dist.all_reduce(throughput[2:], op=dist.ReduceOp.MAX)
         total = dict(zip(_SUMS, sums.cpu().tolist(), strict=True))
-        tokens_done, seconds = throughput.cpu().tolist()
+        tokens_done, tokens_computed, seconds = throughput.cpu().tolist()
         grad_norm = self.engine.get_global_grad_norm()
         return {
             "learner/loss": (total["policy_loss"] + self.cfg.kl_coef * total["kl"]) / global_tokens,
@@ -227,7 +221,9 @@ class LearnerEngine:
             "learner/action_tokens": float(global_tokens),
             "learner/samples": total["samples"],
             "learner/micro_batches": float(num_micro),
+            # Every sample's prompt + completion, as if unshared; computed_tokens is what the model ran.
             "learner/tokens_per_s": tokens_done / max(seconds, 1e-9),
+            "learner/computed_tokens": tokens_computed,
             "learner/step_seconds": seconds,
             "learner/skipped": 0.0,
         }

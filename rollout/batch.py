@@ -114,21 +114,26 @@ class TrajectoryBatch:
             kwargs[name] = None if value is None else [value[i] for i in indices]
         return TrajectoryBatch(**kwargs)
 
-    def chunk(self, n: int) -> list[TrajectoryBatch]:
-        """Split into `n` contiguous, near-equal parts (one per data-parallel rank).
+    def shard_by_group(self, n: int) -> list[TrajectoryBatch]:
+        """Split into `n` shards, one per data-parallel learner rank, keeping every group on one rank.
 
-        Parts differ in size by at most one sample; with fewer samples than parts the tail parts
-        are empty, which the learner handles (it still joins the collective ops).
+        The G samples of a group share a prompt, which the learner computes once per group and rank
+        (learner/micro_batch.py), so a split group would pay for its prompt twice. Groups go largest
+        first to the shard with the fewest tokens so far (a group costs its prompt once plus its
+        completions), which keeps shards within one group of each other; each shard keeps the batch's
+        sample order. With fewer groups than shards the extra shards are empty, which the learner
+        handles (it still joins the collective ops).
         """
         if n < 1:
-            raise ValueError(f"chunk: n must be >= 1, got {n}")
-        size, extra = divmod(len(self), n)
-        parts, start = [], 0
-        for rank in range(n):
-            stop = start + size + (1 if rank < extra else 0)
-            parts.append(self.select(range(start, stop)))
-            start = stop
-        return parts
+            raise ValueError(f"shard_by_group: n must be >= 1, got {n}")
+        groups = list(self.groups().values())
+        cost = [len(self.prompt_ids[g[0]]) + sum(len(self.completion_ids[i]) for i in g) for g in groups]
+        loads, members = [0] * n, [[] for _ in range(n)]
+        for j in sorted(range(len(groups)), key=lambda j: -cost[j]):  # stable: ties keep batch order
+            rank = loads.index(min(loads))
+            loads[rank] += cost[j]
+            members[rank].extend(groups[j])
+        return [self.select(sorted(m)) for m in members]
 
     def groups(self) -> dict[int, list[int]]:
         """group_id → sample indices, in first-seen order (the judge scores within groups)."""

@@ -13,6 +13,7 @@ from cluster.storage import RunStorage
 from learner.checkpoint import STATE_FILE, latest_checkpoint, list_checkpoints
 from learner.config import LearnerConfig
 from learner.micro_batch import dummy_sample, pad_micro_batch, split_by_token_budget, token_logprobs
+from learner.model_forward import completion_logits
 from rollout.batch import TrajectoryBatch
 
 
@@ -36,11 +37,8 @@ def test_padded_logprobs_equal_unpadded_per_sample() -> None:
     model = Qwen2ForCausalLM(cfg).eval()
     batch = _batch(6)
     mb = pad_micro_batch(batch)
-    keep = torch.arange(mb.prompt_len - 1, mb.input_ids.shape[1] - 1)
     with torch.no_grad():
-        logits = model(input_ids=mb.input_ids, attention_mask=mb.attention_mask, position_ids=mb.position_ids,
-                       logits_to_keep=keep).logits  # fmt: skip
-        padded = token_logprobs(logits, mb.targets)
+        padded = token_logprobs(completion_logits(model, mb), mb.targets)
         for i in range(len(batch)):
             prompt, completion = batch.prompt_ids[i], batch.completion_ids[i]
             ids = torch.tensor([prompt + completion])
@@ -51,7 +49,7 @@ def test_padded_logprobs_equal_unpadded_per_sample() -> None:
             valid = batch.valid[i]
             assert mb.mask[i].tolist() == [float(valid and j < len(completion)) for j in range(mb.mask.shape[1])]
             assert mb.old_logprobs[i, : len(completion)].tolist() == pytest.approx(batch.completion_logprobs[i])
-            assert mb.advantages[i].item() == pytest.approx(batch.advantages[i])
+            assert mb.advantages[i].tolist() == pytest.approx([batch.advantages[i]] * mb.advantages.shape[1])
 
 
 def test_split_by_token_budget_keeps_order_and_budget() -> None:

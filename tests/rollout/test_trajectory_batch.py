@@ -42,17 +42,40 @@ def test_rejects_unknown_judge_status():
         batch.with_scores([0, 0], [0, 0], [True, True], ["ok", "weird"])
 
 
-def test_chunk_then_concat_is_identity_and_sizes_differ_by_at_most_one():
+def test_shard_by_group_keeps_groups_whole_and_concat_restores_every_sample():
     batch = make_batch(5).with_scores([1, 2, 3, 4, 5], [0.1] * 5, [True, False, True, True, True], ["ok"] * 5)
-    parts = batch.chunk(3)
-    assert [len(p) for p in parts] == [2, 2, 1]
-    assert TrajectoryBatch.concat(parts) == batch
+    parts = batch.shard_by_group(3)
+    # Groups {0,1} (3+1+2 = 6 tokens), {2,3} (3+3+4 = 10), {4} (3+5 = 8): largest first, one per shard.
+    assert [p.group_ids for p in parts] == [[1, 1], [2], [0, 0]]
+    joined = TrajectoryBatch.concat(parts)
+    order = [int(t[1:]) for t in joined.completion_texts]
+    assert sorted(order) == list(range(5))
+    assert joined == batch.select(order)
 
 
-def test_chunk_more_parts_than_samples_gives_empty_tail():
-    parts = make_batch(2).chunk(3)
-    assert [len(p) for p in parts] == [1, 1, 0]
+def test_shard_by_group_more_parts_than_groups_gives_empty_tail():
+    parts = make_batch(2).shard_by_group(3)
+    assert [len(p) for p in parts] == [2, 0, 0]
     assert parts[2].num_action_tokens == 0
+
+
+def test_shard_by_group_balances_tokens_across_ranks():
+    # 8 groups of 4 samples with prompt lengths 250–268 and 64-token completions (W1's shape), plus
+    # uneven completion lengths: every rank gets whole groups and the loads differ by at most one group.
+    n, g = 32, 4
+    prompts = [[1] * (250 + 2 * (i // g)) for i in range(n)]
+    completions = [[7] * (16 * (1 + (i * 7) % 5)) for i in range(n)]
+    batch = TrajectoryBatch([f"s{i // g}" for i in range(n)], [i // g for i in range(n)], prompts, completions,
+                            [[-0.5] * len(c) for c in completions], [""] * n, ["stop"] * n)  # fmt: skip
+    for ranks in (2, 3):
+        parts = batch.shard_by_group(ranks)
+        assert sorted(gid for p in parts for gid in set(p.group_ids)) == list(range(n // g))
+        assert all(len(p.groups()) == len(set(p.group_ids)) and all(len(v) == g for v in p.groups().values())
+                   for p in parts)  # fmt: skip
+        loads = [len(p.groups()) and sum(len(p.prompt_ids[v[0]]) + sum(len(p.completion_ids[i]) for i in v)
+                                         for v in p.groups().values()) for p in parts]  # fmt: skip
+        largest_group = max(len(prompts[i]) + sum(len(completions[j]) for j in range(i, i + g)) for i in range(0, n, g))
+        assert max(loads) - min(loads) <= largest_group, loads
 
 
 def test_action_tokens_count_only_valid_samples():
