@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -20,13 +19,24 @@ def test_row_reports_the_share_of_the_learner_rate_kept_while_generating():
 
 
 def test_cpu_seconds_count_descendants_but_not_the_skipped_subtree():
-    busy = [sys.executable, "-c", "import time\nend = time.process_time() + 1.0\nwhile time.process_time() < end: pass"]
+    # Each child burns 0.5 s of its own CPU, reports its exact CPU time, then idles on stdin: the
+    # amounts are known however long a loaded machine takes to schedule them (a wall-clock wait
+    # gave them too little CPU at load 8).
+    busy = [sys.executable, "-c", "import sys, time\nend = time.process_time() + 0.5\n"
+            "while time.process_time() < end: pass\nprint(time.process_time(), flush=True)\nsys.stdin.read()"]  # fmt: skip
     before = _cpu_seconds(os.getpid(), skip=-1)
-    counted, skipped = subprocess.Popen(busy), subprocess.Popen(busy)
-    time.sleep(0.8)
-    mid_counted = _cpu_seconds(os.getpid(), skip=skipped.pid) - before
-    mid_all = _cpu_seconds(os.getpid(), skip=-1) - before
-    counted.wait()
-    skipped.wait()
-    # Both children have burned ~0.7 s each by now (2 cores); the skipped one adds only to the full count.
+    children = [subprocess.Popen(busy, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    counted, skipped = children
+    try:
+        counted_cpu, skipped_cpu = (float(child.stdout.readline()) for child in children)
+        mid_counted = _cpu_seconds(os.getpid(), skip=skipped.pid) - before
+        mid_all = _cpu_seconds(os.getpid(), skip=-1) - before
+    finally:
+        for child in children:
+            child.stdin.close()
+            child.wait(timeout=60)
     assert 0.2 < mid_counted < mid_all - 0.2
+    # /proc counts whole clock ticks (10 ms), so it may trail a child's own clock by one.
+    assert mid_counted > counted_cpu - 0.02, "the counted child's CPU is missing"
+    # Between the two walks only this process ran, for a few ms: the difference is the skipped child.
+    assert mid_all - mid_counted == pytest.approx(skipped_cpu, abs=0.05)

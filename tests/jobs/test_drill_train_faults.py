@@ -1,19 +1,20 @@
-"""Drills on a real `privacyalign train` process: a rollout engine and then the driver are SIGKILLed.
+"""Drills on real `privacyalign train` processes: a rollout engine, the driver and a learner rank are SIGKILLed.
 
-One tiny run (3 steps, checkpoint every step) on its own embedded Ray cluster, whose session logs
-go to a private RAY_TMPDIR so they can be scanned:
+One tiny run (3 steps, checkpoint every step, 2 DeepSpeed learner ranks) on its own embedded Ray
+cluster, whose session logs go to a private RAY_TMPDIR so they can be scanned. One chain of three
+processes pays for the start-up of each once:
 
-1. after checkpoint 1, the RolloutActor process is SIGKILLed while it generates: Ray restarts it, the
-   restarted engine loads the current weights, its prompts are re-issued and the step completes;
-2. after checkpoint 2, the driver is SIGKILLed; half-written checkpoints (a leftover temporary
-   directory, a directory with a truncated or missing state file) are planted with higher steps;
-3. `privacyalign train --resume RUN_DIR` continues from checkpoint 2 and finishes step 3;
-4. no scenario text, memory or response appears in any log of either run (driver, Ray workers,
+1. run 1: after checkpoint 1, the RolloutActor process is SIGKILLed while it generates: Ray restarts
+   it, the restarted engine loads the current weights, its prompts are re-issued and the step
+   completes; after checkpoint 2 the driver is SIGKILLed and no Ray process outlives it. Half-written
+   checkpoints (a leftover temporary directory, a directory with a truncated or missing state file)
+   are then planted with higher steps;
+2. run 2, `privacyalign train --resume RUN_DIR`, continues from checkpoint 2; a learner rank is
+   SIGKILLed mid train step 3. The step must fail at once with the rank named (not after the
+   survivor's 10-minute collective timeout), and the run exits 1 with the resume command;
+3. run 3, `--resume` again, continues from checkpoint 2 and finishes step 3;
+4. no scenario text, memory or response appears in any log of the three runs (driver, Ray workers,
    vLLM, Serve), and the run directory and checkpoints are owner-only.
-
-A second tiny run has 2 DeepSpeed learner ranks: one is SIGKILLed mid train step. The step must fail
-at once with the rank named (not after the survivor's 10-minute collective timeout), the run exits
-1 with the resume command, and `--resume` finishes it from the last checkpoint.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ OVERRIDES = [
     f"rollout.samples_per_prompt={SAMPLES_PER_PROMPT}",
     "rollout.max_tokens=48",
     "rollout.max_restarts=2",
+    "learner.num_ranks=2",
 ]
 STEP_TIMEOUT_S = 300
 
@@ -132,20 +134,15 @@ def _train(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
         )
 
 
-def _drill_dirs(prefix: str) -> tuple[Path, Path, dict[str, str]]:
-    """(root, run directory, environment) of one drill: its own embedded Ray under root/ray."""
-    # Short path: Ray's unix sockets live under it and must stay under 108 characters.
-    root = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
-    env = {**os.environ, "RAY_TMPDIR": str(root / "ray"), "CI": "true", "PYTHONUNBUFFERED": "1"}
-    env.pop("RAY_ADDRESS", None)
-    return root, root / "run", env
-
-
 @pytest.fixture(scope="module")
 def runs(tiny_model_dir) -> Iterator[dict]:
-    """Run 1 (rollout engine killed, then driver killed after checkpoint 2), then the resumed run 2."""
-    root, run_dir, env = _drill_dirs("pa-drill-")
-    facts: dict = {"root": root, "run_dir": run_dir, "logs": [root / "run1.log", root / "run2.log"]}
+    """Run 1 (engine killed, then driver after checkpoint 2), run 2 (a learner rank killed), then run 3."""
+    # Short path: Ray's unix sockets live under it and must stay under 108 characters.
+    root = Path(tempfile.mkdtemp(prefix="pa-drill-", dir="/tmp"))
+    run_dir = root / "run"
+    env = {**os.environ, "RAY_TMPDIR": str(root / "ray"), "CI": "true", "PYTHONUNBUFFERED": "1"}
+    env.pop("RAY_ADDRESS", None)
+    facts: dict = {"root": root, "run_dir": run_dir, "logs": [root / f"run{i}.log" for i in (1, 2, 3)]}
     try:
         engine_processes: dict[int, str] = {}
         run1 = _train(["--run-dir", str(run_dir), *OVERRIDES], env, facts["logs"][0])
@@ -188,15 +185,46 @@ def runs(tiny_model_dir) -> Iterator[dict]:
         (checkpoints / "step_000007").mkdir()
         (checkpoints / "step_000007" / "config.json").write_text("{}")
 
+        run2_started = time.monotonic()
         run2 = _train(["--resume", str(run_dir)], env, facts["logs"][1])
         try:
-            run2.wait(timeout=2 * STEP_TIMEOUT_S)
+            rank = _wait_for(
+                lambda: next(
+                    (p for p, cmd in _descendants(run2.pid).items() if cmd.startswith("ray::LearnerActor.train_step")),
+                    None,
+                ),
+                "a learner rank in step 3's train step",
+                run2,
+                poll_s=0.002,
+            )
+            os.kill(rank, signal.SIGKILL)
+            killed_at = time.monotonic()
+            facts["run2_to_kill_s"] = killed_at - run2_started
+            facts["rank_killed_during_step"] = max(record["step"] for record in _read_metrics(run_dir)) + 1
+            # The loop names a learner step by its 0-based index: trainer step 3 is train step 2.
+            failed = re.compile(r"learner rank (\d) \(train step 2\) failed: \w+")
+            _wait_for(lambda: failed.search(facts["logs"][1].read_text(errors="replace")), "the step to fail", run2)
+            facts["failed_after_s"] = time.monotonic() - killed_at
+            facts["rank_kill_rc"] = run2.wait(timeout=STEP_TIMEOUT_S)
+            facts["exited_after_s"] = time.monotonic() - killed_at
         finally:
             if run2.poll() is None:
-                ray_processes = _descendants(run2.pid)
+                processes = _descendants(run2.pid)
                 os.kill(run2.pid, signal.SIGKILL)
+                run2.wait(timeout=30)
+                _reap(processes)
+
+        resumed_at = time.monotonic()
+        run3 = _train(["--resume", str(run_dir)], env, facts["logs"][2])
+        try:
+            run3.wait(timeout=2 * STEP_TIMEOUT_S)
+        finally:
+            if run3.poll() is None:
+                ray_processes = _descendants(run3.pid)
+                os.kill(run3.pid, signal.SIGKILL)
                 _reap(ray_processes)
-        facts["resume_rc"] = run2.returncode
+        facts["resume_rc"] = run3.returncode
+        facts["resume_s"] = time.monotonic() - resumed_at
         yield facts
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -227,13 +255,31 @@ def test_sigkilled_driver_leaves_no_ray_processes(runs):
     assert [cmd.split()[0] for cmd in runs["stragglers"] if not cmd.split()[0].endswith("Agent")] == []
 
 
-def test_resume_continues_from_last_complete_checkpoint_ignoring_half_written_ones(runs):
+def test_killed_learner_rank_fails_the_step_fast_naming_it(runs):
     run_dir = runs["run_dir"]
     log = runs["logs"][1].read_text(errors="replace")
+    assert runs["rank_killed_during_step"] == 3
+    # Run 2 resumed past the half-written checkpoints before its rank was killed.
+    assert f"resumed from {run_dir / 'checkpoints' / 'step_000002'} (trainer step 2, learner step 2)" in log
+    # Named, and seconds after the kill: DeepSpeed's collective timeout would have taken 10 minutes.
+    assert runs["rank_kill_rc"] == 1, log[-3000:]
+    assert f"continue from the last checkpoint: privacyalign train --resume {run_dir}" in log
+    assert runs["failed_after_s"] < 60 and runs["exited_after_s"] < 180
+    message = re.search(r"learner rank \d \(train step 2\) failed[^\n]*", log).group(0)[:160]
+    print(
+        f"\nlearner rank killed in step 3: step failed {runs['failed_after_s']:.1f} s after the kill "
+        f"({message}), exit 1 after {runs['exited_after_s']:.1f} s; resumed run to the kill "
+        f"{runs['run2_to_kill_s']:.0f} s, final resumed run {runs['resume_s']:.0f} s"
+    )
+
+
+def test_resume_continues_from_last_complete_checkpoint_ignoring_half_written_ones(runs):
+    run_dir = runs["run_dir"]
+    log = runs["logs"][2].read_text(errors="replace")
     assert runs["resume_rc"] == 0, log[-3000:]
     assert f"resumed from {run_dir / 'checkpoints' / 'step_000002'} (trainer step 2, learner step 2)" in log
-    # Steps 1-2 come from the killed run, step 3 from the resumed one, each exactly once; step 0 and
-    # the last step also carry the before/after dev and test evaluations.
+    # Steps 1-2 come from run 1, step 3 from run 3 (run 2 failed inside it), each exactly once; step 0
+    # and the last step also carry the before/after dev and test evaluations.
     steps = [record["step"] for record in _read_metrics(run_dir)]
     assert steps == [0, 1, 2, 3, 3]
     final = json.loads((_checkpoint(run_dir, 3) / "learner_state.json").read_text())
@@ -269,82 +315,3 @@ def test_no_scenario_text_in_any_log_and_owner_only_permissions(runs):
         assert path.stat().st_mode & 0o077 == 0, f"{path} is {oct(path.stat().st_mode & 0o777)}"
     for path in _checkpoint(run_dir, 3).rglob("*"):
         assert path.stat().st_mode & 0o077 == 0, f"{path} is {oct(path.stat().st_mode & 0o777)}"
-
-
-@pytest.fixture(scope="module")
-def rank_kill(tiny_model_dir) -> Iterator[dict]:
-    """Run 1 (2 learner ranks, 2 steps): a rank is SIGKILLed during step 2's train step; then the resumed run."""
-    root, run_dir, env = _drill_dirs("pa-rank-")
-    overrides = [o for o in OVERRIDES if not o.startswith("trainer.num_steps=")]
-    overrides += ["trainer.num_steps=2", "learner.num_ranks=2"]
-    facts: dict = {"run_dir": run_dir, "logs": [root / "run1.log", root / "run2.log"]}
-    try:
-        started = time.monotonic()
-        run1 = _train(["--run-dir", str(run_dir), *overrides], env, facts["logs"][0])
-        try:
-            rank = _wait_for(
-                lambda: (
-                    _checkpoint(run_dir, 1)
-                    and next(
-                        (
-                            p
-                            for p, cmd in _descendants(run1.pid).items()
-                            if cmd.startswith("ray::LearnerActor.train_step")
-                        ),
-                        None,
-                    )
-                ),
-                "a learner rank in step 2's train step",
-                run1,
-                poll_s=0.002,
-            )
-            os.kill(rank, signal.SIGKILL)
-            killed_at = time.monotonic()
-            facts["killed_during_step"] = max(record["step"] for record in _read_metrics(run_dir)) + 1
-            failed = re.compile(r"learner rank (\d) \(train step 1\) failed: \w+")
-            _wait_for(lambda: failed.search(facts["logs"][0].read_text(errors="replace")), "the step to fail", run1)
-            facts["failed_after_s"] = time.monotonic() - killed_at
-            facts["rc"] = run1.wait(timeout=STEP_TIMEOUT_S)
-            facts["exited_after_s"] = time.monotonic() - killed_at
-        finally:
-            if run1.poll() is None:
-                processes = _descendants(run1.pid)
-                os.kill(run1.pid, signal.SIGKILL)
-                run1.wait(timeout=30)
-                _reap(processes)
-        facts["run1_s"] = killed_at - started
-        resumed_at = time.monotonic()
-        run2 = _train(["--resume", str(run_dir)], env, facts["logs"][1])
-        try:
-            facts["resume_rc"] = run2.wait(timeout=2 * STEP_TIMEOUT_S)
-        finally:
-            if run2.poll() is None:
-                processes = _descendants(run2.pid)
-                os.kill(run2.pid, signal.SIGKILL)
-                _reap(processes)
-        facts["resume_s"] = time.monotonic() - resumed_at
-        yield facts
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def test_killed_learner_rank_fails_the_step_fast_and_resume_finishes_the_run(rank_kill):
-    run_dir = rank_kill["run_dir"]
-    log1, log2 = (path.read_text(errors="replace") for path in rank_kill["logs"])
-    assert rank_kill["killed_during_step"] == 2
-    # Named, and seconds after the kill: DeepSpeed's collective timeout would have taken 10 minutes.
-    assert rank_kill["rc"] == 1, log1[-3000:]
-    assert f"continue from the last checkpoint: privacyalign train --resume {run_dir}" in log1
-    assert rank_kill["failed_after_s"] < 60 and rank_kill["exited_after_s"] < 180
-    assert rank_kill["resume_rc"] == 0, log2[-3000:]
-    assert f"resumed from {run_dir / 'checkpoints' / 'step_000001'} (trainer step 1, learner step 1)" in log2
-    assert [record["step"] for record in _read_metrics(run_dir)] == [0, 1, 2, 2]
-    final = json.loads((_checkpoint(run_dir, 2) / "learner_state.json").read_text())
-    assert final["step"] == 2
-    message = re.search(r"learner rank \d \(train step 1\) failed[^\n]*", log1).group(0)[:160]
-    print(
-        f"\nlearner rank killed in step 2: step failed {rank_kill['failed_after_s']:.1f} s after the kill "
-        f"({message}), exit 1 after "
-        f"{rank_kill['exited_after_s']:.1f} s; first run to the kill {rank_kill['run1_s']:.0f} s, "
-        f"resumed run {rank_kill['resume_s']:.0f} s"
-    )
