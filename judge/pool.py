@@ -18,6 +18,7 @@ import logging
 import os
 import uuid
 from collections.abc import Collection
+from typing import TYPE_CHECKING
 
 import ray
 from ray import serve
@@ -31,6 +32,9 @@ from judge.serve_app import build_app, score_timeout_s
 from judge.serve_config import JudgePoolConfig, check_http_exposure, is_loopback, validate_pool_config
 from rollout.batch import TrajectoryBatch
 from scenarios.schema import ScenarioRow
+
+if TYPE_CHECKING:
+    from ray.serve._private.client import ServeControllerClient
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +89,18 @@ def open_job_pool(
     return JudgePool.start(judge_cfg, job_pool_config(pool_cfg, job), rows)
 
 
+def _serve_client() -> ServeControllerClient | None:
+    """The running Serve controller's client, None when Serve does not run on this cluster.
+
+    A process that used Serve on an earlier Ray cluster (`ray.shutdown()`, then `ray.init()` again, as a
+    notebook or a test session does) still caches that cluster's controller handle, and Ray reuses job
+    ids across clusters, so Serve's own lookups (`serve.status`, `get_app_handle`) would trust the dead
+    handle. `serve.start` checks it first; this does the same before anything else asks Serve.
+    """
+    client, _ = serve_context._check_cached_client_alive()  # drops a dead cached handle
+    return client or serve_context._get_global_client(raise_if_no_controller_running=False)
+
+
 def _http_bind(pool_cfg: JudgePoolConfig) -> tuple[str, int] | None:
     """(host, port) the judge route will really be served on; None = the app gets no HTTP route.
 
@@ -94,7 +110,7 @@ def _http_bind(pool_cfg: JudgePoolConfig) -> tuple[str, int] | None:
     if not pool_cfg.enable_http:
         return None
     # serve.status() carries no HTTP options; this is the client it reads the instance through too.
-    client = serve_context._get_global_client(raise_if_no_controller_running=False)
+    client = _serve_client()
     if client is None:
         return pool_cfg.http_host, pool_cfg.http_port
     details = ServeInstanceDetails(**client.get_serve_details())
@@ -181,6 +197,7 @@ class JudgePool:
             ValueError: inconsistent pool config, an app of that name already running, or HTTP exposed
                 beyond loopback (checked against the proxy's real bind) without a token.
         """
+        _serve_client()  # a dead controller handle cached from an earlier cluster must not answer below
         errors = validate_pool_config(pool_cfg)
         if judge_cfg.pool:
             errors.append(f"judge.pool={judge_cfg.pool!r} names a running pool to attach to; leave it empty here")
@@ -227,6 +244,7 @@ class JudgePool:
         Raises:
             ValueError: no such app, not a judge pool, other judge settings, or rows missing for `scored_ids`.
         """
+        _serve_client()  # as in start: never look the app up through a dead cached controller
         try:
             handle = serve.get_app_handle(app_name)
         except RayServeException as exc:

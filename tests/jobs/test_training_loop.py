@@ -219,6 +219,8 @@ class SecondRankDies(Learner):
 
 def test_hung_engine_fails_the_step_at_its_deadline_naming_it(local_ray) -> None:
     rollout = HungSecondEngine()
+    # The healthy engine's actor is up before the clock starts, so on a loaded box only engine 1 is late.
+    ray.get(rollout.engine.generate.remote(["s0"], 0, 0))
     cfg = TrainerConfig(num_steps=1, prompts_per_step=2)
     schedule = PromptSchedule([f"s{i}" for i in range(4)], prompts_per_step=2, seed=0)
     deadlines = StageDeadlines(generate_s=2, judge_s=60, learn_s=60)

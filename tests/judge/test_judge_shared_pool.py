@@ -206,3 +206,16 @@ def test_token_and_http_are_checked_against_the_running_serve(
     assert pool.http_bind == ("0.0.0.0", exposed_port)
     pool.shutdown()
     serve.shutdown()
+
+
+def test_a_pool_starts_after_serve_ran_on_an_earlier_ray_cluster_in_this_process(
+    ray_cluster: None, rows: dict[str, ScenarioRow]
+) -> None:
+    # A notebook or a test session that ran Serve and then called ray.shutdown() (not serve.shutdown())
+    # keeps the dead controller's handle, and the next cluster reuses the job id that handle is keyed by.
+    serve.start(proxy_location="Disabled")
+    ray.shutdown()
+    ray.init(num_cpus=2, include_dashboard=False, namespace="judge-after-restart")
+    pool = JudgePool.start(JudgeConfig(), dataclasses.replace(JOB_POOL, app_name="after-restart"), rows)
+    assert "after-restart" in apps()
+    pool.shutdown()
