@@ -197,12 +197,12 @@ class JudgePool:
             ValueError: inconsistent pool config, an app of that name already running, or HTTP exposed
                 beyond loopback (checked against the proxy's real bind) without a token.
         """
-        _serve_client()  # a dead controller handle cached from an earlier cluster must not answer below
         errors = validate_pool_config(pool_cfg)
         if judge_cfg.pool:
             errors.append(f"judge.pool={judge_cfg.pool!r} names a running pool to attach to; leave it empty here")
-        if errors:
+        if errors:  # before anything touches Ray
             raise ValueError("judge pool config: " + "; ".join(errors))
+        _serve_client()  # a dead controller handle cached from an earlier cluster must not answer below
         if pool_cfg.app_name in serve.status().applications:
             raise ValueError(
                 f"a Serve application named {pool_cfg.app_name!r} already runs on this cluster; deploying would "

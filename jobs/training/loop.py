@@ -214,7 +214,9 @@ class RLLoop:
             first, _ = ray.wait(unknown, num_returns=1, timeout=timeout, fetch_local=False)
             if not first:
                 overdue = [s for s in pending if s.deadline <= time.perf_counter()]
-                raise ActorCallError("; ".join(s.overdue_message(ready) for s in overdue))
+                if overdue:
+                    raise ActorCallError("; ".join(s.overdue_message(ready) for s in overdue))
+                continue  # ray.wait can return a hair before its timeout (it rounds to milliseconds)
             found, _ = ray.wait(unknown, num_returns=len(unknown), timeout=0, fetch_local=False)
             ready.update(first, found)
 
