@@ -211,3 +211,10 @@ def parse_verdict(kind: str, text: str) -> Verdict:
     if kind == "pairwise":
         return parse_pairwise(text)
     raise ValueError(f"unknown judge request kind {kind!r}; valid: ['pairwise', 'pointwise']")
+
+
+def verdict_of(kind: str, output: str | BaseException) -> Verdict:
+    """The verdict of one backend output: parsed text, or `judge_error` for an exception in its place (a failed call)."""
+    if isinstance(output, BaseException):
+        return failed_verdict(kind, f"{type(output).__name__}: {output}")
+    return parse_verdict(kind, output)

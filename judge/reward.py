@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from judge.backends.base import JudgeBackend, JudgeRequest
 from judge.config import JudgeConfig
-from judge.parsing import PairwiseVerdict, PointwiseVerdict, Verdict, failed_verdict, parse_verdict
+from judge.parsing import PairwiseVerdict, PointwiseVerdict, Verdict, verdict_of
 from judge.prompts import pairwise_messages, pointwise_messages, truncate_words
 from rollout.answers import parse_answer, payload_words, strip_thinking
 from rollout.batch import JUDGE_STATUSES, TrajectoryBatch
@@ -137,12 +137,7 @@ def parse_outputs(calls: Sequence[PlannedCall], outputs: Sequence[str | BaseExce
     """Parse one backend output per call; an exception in place of text (a failed call) is `judge_error`."""
     if len(outputs) != len(calls):
         raise ValueError(f"parse_outputs: {len(outputs)} judge outputs for {len(calls)} requests")
-    return [
-        failed_verdict(call.request.kind, f"{type(out).__name__}: {out}")
-        if isinstance(out, BaseException)
-        else parse_verdict(call.request.kind, out)
-        for call, out in zip(calls, outputs, strict=True)
-    ]
+    return [verdict_of(call.request.kind, out) for call, out in zip(calls, outputs, strict=True)]
 
 
 def _judge_rewards(
