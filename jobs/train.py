@@ -173,6 +173,7 @@ def run(cfg: TrainConfig, folder: RunFolder, *, resume: bool) -> dict[str, Any]:
             max_invalid_fraction=cfg.judge.max_invalid_fraction,
             deadlines=session.deadlines,
             policy_version=start_step,
+            canary_rows=session.canary_rows_ref,
         )
         if start_step == 0:
             # Test only here and at the end: tune on dev, report test once (docs/architecture.md §3, rule 2).

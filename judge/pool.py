@@ -1,4 +1,5 @@
-"""The trainer's view of the judge pool: start or attach to it, score batches ref-in / ref-out, hint its size, stop it.
+"""The trainer's view of the judge pool: start or attach to it, score batches ref-in / ref-out, send canaries,
+hint its size, stop it.
 
 The driver is a single controller that holds refs, never payloads (docs/architecture.md §2). `async_score`
 therefore runs the ingress call inside a zero-CPU Ray task: the batch travels object store → ingress
@@ -27,8 +28,9 @@ from ray.serve.config import ProxyLocation
 from ray.serve.exceptions import RayServeException
 from ray.serve.schema import ServeInstanceDetails
 
+from judge.canary import CanaryReport, canary_probes, grade_canaries
 from judge.config import JOB_SIDE_FIELDS, JudgeConfig
-from judge.serve_app import build_app, score_timeout_s
+from judge.serve_app import JudgeCallFailed, build_app, score_timeout_s
 from judge.serve_config import JudgePoolConfig, check_http_exposure, is_loopback, validate_pool_config
 from rollout.batch import TrajectoryBatch
 from scenarios.schema import ScenarioRow
@@ -56,6 +58,30 @@ def _score_via_ingress(app_name: str, batch: TrajectoryBatch, timeout_s: float) 
         return serve.get_app_handle(app_name).score.remote(batch).result(timeout_s=timeout_s)
     except TimeoutError:
         raise TimeoutError(f"judge pool {app_name!r} did not score a batch within {timeout_s:g} s") from None
+
+
+@ray.remote(num_cpus=0)
+def _judge_canaries(
+    app_name: str, judge_cfg: JudgeConfig, rows: list[ScenarioRow], step: int, pairs: int, timeout_s: float
+) -> CanaryReport:
+    """Zero-CPU hop that judges step `step`'s canaries through the pool and grades them (judge/canary.py).
+
+    The requests go through the ingress's `judge_many`, the path every rollout request takes to the
+    replicas, and nothing they return reaches a reward.
+
+    Raises:
+        TimeoutError: the ingress did not answer within `timeout_s`; the message names the app and step.
+    """
+    probes = canary_probes(rows, step, pairs, judge_cfg)
+    try:
+        handle = serve.get_app_handle(app_name)
+        outputs = handle.judge_many.remote([p.request for p in probes]).result(timeout_s=timeout_s)
+    except TimeoutError:
+        raise TimeoutError(
+            f"judge pool {app_name!r} did not judge step {step}'s canaries within {timeout_s:g} s"
+        ) from None
+    texts = [JudgeCallFailed(out.error) if out.error else out.text for out in outputs]
+    return grade_canaries(probes, texts, [out.judge_model for out in outputs])
 
 
 def job_pool_config(pool_cfg: JudgePoolConfig, job: str) -> JudgePoolConfig:
@@ -287,6 +313,16 @@ class JudgePool:
     def async_score(self, batch_ref: ray.ObjectRef) -> ray.ObjectRef:
         """ObjectRef of the scored batch; the payload never reaches the calling process."""
         return _score_via_ingress.remote(self.app_name, batch_ref, self.score_deadline_s)
+
+    def async_canaries(self, rows_ref: ray.ObjectRef, step: int, pairs: int) -> ray.ObjectRef:
+        """ObjectRef of the CanaryReport of step `step`: `pairs` rows of `rows_ref` judged by this pool.
+
+        Args:
+            rows_ref: ref to the judge views of the canary rows (`judge.canary.select_canary_rows`).
+            step: the training step; picks the rows (rotating) and keeps the requests out of the verdict cache.
+            pairs: canary rows to judge, two requests each (docs/architecture.md §1.6).
+        """
+        return _judge_canaries.remote(self.app_name, self.judge_cfg, rows_ref, step, pairs, self.score_deadline_s)
 
     def set_min_replicas(self, n: int, *, wait: bool = False) -> None:
         """Raise (before a rollout wave) or lower (while the learner works) the replica floor."""

@@ -16,6 +16,11 @@ Timing metrics, per step (seconds):
         (0 when it finished while an earlier step learned); time/step: the whole step.
 Stage ends are stamped when the driver sees them, which it does whenever it waits (`RLLoop._wait`).
 
+Canaries (docs/architecture.md §1.6): with `canary_rows`, every wave also sends the judge
+`trainer.canary_pairs_per_step` requests whose verdicts are known. Their report rides in the wave's
+summary stage, is logged as `judge/canary_*`, and a step whose canary accuracy is below
+`trainer.min_canary_accuracy` is skipped like a step with too many invalid verdicts.
+
 Deadlines: every stage must finish within its `StageDeadlines` seconds of its launch, else the run
 fails with an `ActorCallError` naming the engine, learner rank or judge call still out (a hung actor
 is not a dead one: Ray would wait forever). Learner stages are read rank by rank as they finish, so a
@@ -37,6 +42,7 @@ from actors.group import ActorCallError, fetch_checked
 from jobs.training.driver_fetch import DriverFetcher
 from jobs.training.prompt_schedule import PromptSchedule
 from jobs.training.trainer_config import TrainerConfig
+from judge.canary import CanaryReport
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +90,8 @@ class RolloutWave:
     """One step's samples in flight: which step, which weights made it, its generation and judge stages.
 
     `judging.refs` are the judge's outputs, one per generation ref, submitted at launch; `summary`
-    is the scalar statistics task over them (all the driver ever fetches of a wave).
+    is the scalar statistics task over them, then the canary report when canaries are sent (all the
+    driver ever fetches of a wave).
     """
 
     step: int
@@ -96,6 +103,27 @@ class RolloutWave:
 
 class TooManySkippedSteps(RuntimeError):
     """`trainer.max_consecutive_skipped_steps` steps in a row were skipped: the judge is failing, stop."""
+
+
+def skip_reasons(
+    stats: dict[str, float], canaries: CanaryReport | None, max_invalid_fraction: float, min_canary_accuracy: float
+) -> list[str]:
+    """Why a step's update must not run (empty = train): too many invalid verdicts, or a judge failing its canaries."""
+    reasons = []
+    if stats["judge/invalid_fraction"] > max_invalid_fraction or stats["valid_fraction"] == 0:
+        reasons.append(
+            f"{stats['judge/invalid_fraction']:.0%} of judged samples invalid (limit {max_invalid_fraction:.0%}); "
+            "not training on noise"
+        )
+    if canaries is not None and canaries.accuracy < min_canary_accuracy:
+        wrong = canaries.verdicts - canaries.correct
+        models = ", ".join(canaries.judge_models) or "unknown (no canary verdict came back)"
+        reasons.append(
+            f"judge canary accuracy {canaries.accuracy:.0%} below trainer.min_canary_accuracy="
+            f"{min_canary_accuracy:g} ({wrong} of {canaries.verdicts} canary verdicts wrong, {canaries.unparsable} "
+            f"of them unparsable), judge model {models}: the judge may have drifted; not training on its rewards"
+        )
+    return reasons
 
 
 @dataclass
@@ -117,6 +145,7 @@ class RLLoop:
         max_invalid_fraction: skip a step whose judged samples are invalid beyond this fraction.
         deadlines: how long each stage may take.
         policy_version: weights version the engines hold now (the learner's step count).
+        canary_rows: ref to the judge views of the canary rows; None = send no canaries.
     """
 
     def __init__(
@@ -130,6 +159,7 @@ class RLLoop:
         max_invalid_fraction: float,
         deadlines: StageDeadlines,
         policy_version: int = 0,
+        canary_rows: ray.ObjectRef | None = None,
     ):
         self.cfg = cfg
         self.schedule = schedule
@@ -139,6 +169,7 @@ class RLLoop:
         self.max_invalid_fraction = max_invalid_fraction
         self.deadlines = deadlines
         self.policy_version = policy_version
+        self.canary_rows = canary_rows
         self.fetcher = DriverFetcher()
         self._waves: deque[RolloutWave] = deque()
         # The latest weight sync (async: it finishes while later steps run) and the last finished one's seconds.
@@ -157,6 +188,10 @@ class RLLoop:
         refs = self.rollout.async_generate(ids, policy_version=self.policy_version, seed=self.cfg.seed * 100_003 + step)
         # Submitted now, run by Ray once each engine's ref is ready: no driver round trip between stages.
         scored = [self.judge.async_score(ref) for ref in refs]
+        summary, summary_labels = [summarize.remote(*scored, num_prompts=len(ids))], [f"step {step}'s summary"]
+        if self.canary_rows is not None and self.cfg.canary_pairs_per_step:
+            summary.append(self.judge.async_canaries(self.canary_rows, step, self.cfg.canary_pairs_per_step))
+            summary_labels.append(f"judge pool (step {step}'s canaries)")
         engines = range(len(refs))
         generate_s, judge_s = self.deadlines.generate_s, self.deadlines.generate_s + self.deadlines.judge_s
         return RolloutWave(
@@ -164,7 +199,7 @@ class RLLoop:
             self.policy_version,
             Stage(refs, launched_at, [f"rollout engine {e} (generating step {step})" for e in engines], generate_s),
             Stage(scored, launched_at, [f"judge pool (scoring engine {e}'s step {step})" for e in engines], judge_s),
-            Stage([summarize.remote(*scored, num_prompts=len(ids))], launched_at, [f"step {step}'s summary"], judge_s),
+            Stage(summary, launched_at, summary_labels, judge_s),
         )
 
     def _next_wave(self, step: int) -> RolloutWave:
@@ -232,6 +267,7 @@ class RLLoop:
         wave = self._next_wave(step)
         self._wait(wave.summary, self._watched(wave))
         stats = self.fetcher.get(wave.summary.refs[0])
+        canaries = self.fetcher.get(wave.summary.refs[1]) if len(wave.summary.refs) > 1 else None
         judged = time.perf_counter()
         if self.cfg.judge_prescale_replicas and not self._waves:
             self.judge.set_min_replicas(0)  # nothing in flight to judge: let load-based autoscaling shrink
@@ -246,7 +282,10 @@ class RLLoop:
 
         metrics: dict[str, Any] = dict(stats)
         metrics["staleness"] = self.policy_version - wave.policy_version
-        trained = stats["judge/invalid_fraction"] <= self.max_invalid_fraction and stats["valid_fraction"] > 0
+        if canaries is not None:
+            metrics.update(canaries.metrics())
+        reasons = skip_reasons(stats, canaries, self.max_invalid_fraction, self.cfg.min_canary_accuracy)
+        trained = not reasons
         if trained:
             mark = time.perf_counter()
             num_ranks = self.learner.num_ranks
@@ -267,21 +306,16 @@ class RLLoop:
                 self._wait(self._sync, [])
             timings["time/sync_wait"] = time.perf_counter() - mark
         else:
-            logger.warning(
-                "step %d skipped: %.0f%% of judged samples invalid (limit %.0f%%); not training on noise",
-                step,
-                100 * stats["judge/invalid_fraction"],
-                100 * self.max_invalid_fraction,
-            )
+            logger.warning("step %d skipped: %s", step, "; ".join(reasons))
         self.consecutive_skipped = 0 if trained else self.consecutive_skipped + 1
         limit = self.cfg.max_consecutive_skipped_steps
         if limit and self.consecutive_skipped >= limit:
             # A judge that fails every step would otherwise "finish" a run that never trained.
             raise TooManySkippedSteps(
-                f"stopping after {limit} steps in a row skipped (steps {step - limit + 1}..{step}): each had more "
-                f"than judge.max_invalid_fraction={self.max_invalid_fraction} of its samples invalid (last: "
-                f"{stats['judge/invalid_fraction']:.0%}). Check the judge (its judge/status_* counts are logged "
-                "per step), or raise trainer.max_consecutive_skipped_steps (0 = never stop)"
+                f"stopping after {limit} steps in a row skipped (steps {step - limit + 1}..{step}); the last: "
+                f"{'; '.join(reasons)}. Check the judge (its judge/status_* and judge/canary_* metrics are logged "
+                "per step; limits judge.max_invalid_fraction, trainer.min_canary_accuracy), or raise "
+                "trainer.max_consecutive_skipped_steps (0 = never stop)"
             )
         self._note_finished_sync()
         if self._sync_s is not None:

@@ -32,7 +32,7 @@ PLOTTED = (
         (("eval/judge/clean_among_usable", "judge"), ("eval/oracle/clean_among_usable", "oracle")),
     ),
     ("dev unusable rate", (("eval/unusable_rate", "unusable"),)),
-    ("judge invalid fraction", (("judge/invalid_fraction", "invalid"),)),
+    ("judge health", (("judge/invalid_fraction", "invalid fraction"), ("judge/canary_accuracy", "canary accuracy"))),
 )
 
 

@@ -25,9 +25,11 @@ from jobs.training.driver_fetch import DriverFetcher
 from jobs.training.loop import StageDeadlines
 from jobs.training.metrics import EVAL_SPLITS
 from jobs.training.split_eval import evaluate_split_batch
+from judge.canary import select_canary_rows
 from judge.pool import JudgePool, open_job_pool
 from learner.checkpoint import latest_checkpoint
 from scenarios.loading import in_split, load_data
+from scenarios.schema import ScenarioRow
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +94,8 @@ class TrainingSession:
         self.fetcher = DriverFetcher()
         self.rollout: RolloutPool | None = None
         self.judge: JudgePool | None = None
+        # Ref to the judge views of the canary rows (None = no canaries), set by `start`.
+        self.canary_rows_ref: ray.ObjectRef | None = None
         self.learner: LearnerGroup | None = None
 
     def start(self) -> None:
@@ -106,6 +110,7 @@ class TrainingSession:
         self.train_ids = [i for i, row in rows.items() if in_split(row, cfg.data.split)]
         if not self.train_ids:
             raise ConfigError([f"data.split={cfg.data.split!r} selects none of the {len(rows)} rows of data.source"])
+        canary_rows = self._canary_rows(rows)
         connect(cfg.cluster)
         model_path = resolve_model(cfg)
         # Held-out prompts per split; hub rows have no test split (their split is the id hash: train or dev).
@@ -126,6 +131,7 @@ class TrainingSession:
         # judge views for the judge pool, whose verdicts are the reward (docs/architecture.md §3, rule 1).
         self.rows_ref = ray.put(rows)
         judge_rows_ref = ray.put({i: row.judge_view() for i, row in rows.items()})
+        self.canary_rows_ref = ray.put(canary_rows) if canary_rows else None
         self.learner = LearnerGroup(
             dataclasses.replace(cfg.learner, model_path=model_path, checkpoint_dir=self.checkpoint_dir),
             num_gpus_per_rank=1.0 if cfg.cluster.num_gpus > 0 and cfg.learner.backend != "gloo" else 0.0,
@@ -146,6 +152,27 @@ class TrainingSession:
             judge_s=self.judge.score_deadline_s,
             learn_s=cfg.learner.call_timeout_s,
         )
+
+    def _canary_rows(self, rows: dict[str, ScenarioRow]) -> list[ScenarioRow]:
+        """Judge views of the training rows fit to be judge canaries; [] when `trainer.canary_pairs_per_step` is 0.
+
+        Raises:
+            ConfigError: canaries are asked for but no training row has a clear leak/no-leak reference pair.
+        """
+        if not self.cfg.trainer.canary_pairs_per_step:
+            return []
+        canaries = select_canary_rows(rows[i].judge_view() for i in self.train_ids)
+        if not canaries:
+            raise ConfigError(
+                [
+                    f"trainer.canary_pairs_per_step={self.cfg.trainer.canary_pairs_per_step}: none of the "
+                    f"{len(self.train_ids)} training rows has one reference a majority of annotators flag as "
+                    "leaking and one flagged by none, so no judge canary can be built; set "
+                    "trainer.canary_pairs_per_step=0 to train without the canary alarm"
+                ]
+            )
+        logger.info("judge canaries: %d training rows qualify", len(canaries))
+        return canaries
 
     # ---- checkpoints -----------------------------------------------------------------------------
     def save_checkpoint(self, step: int, prompts_consumed: int) -> str:

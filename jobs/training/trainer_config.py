@@ -36,7 +36,13 @@ class TrainerConfig:
     seed: int = 0
     # Before each rollout wave, ask the judge pool for at least this many replicas (0 = load-based only).
     judge_prescale_replicas: int = 0
-    # Stop the run (exit 1) after this many steps in a row skipped for invalid judging (0 = never stop).
+    # Judge canaries per step: rows whose reference responses clearly differ in leak (annotator flags), each
+    # judged twice (pairwise: both orders; pointwise: each reference); never rewards (0 = send none).
+    canary_pairs_per_step: int = 2
+    # Skip a step's update, with a warning naming the judge model, when its canary accuracy is below this.
+    min_canary_accuracy: float = 0.75
+    # Stop the run (exit 1) after this many steps in a row skipped for invalid judging or failed canaries
+    # (0 = never stop).
     max_consecutive_skipped_steps: int = 3
     # Write TensorBoard event files next to metrics.jsonl.
     enable_tensorboard: bool = True
@@ -50,5 +56,6 @@ class TrainerConfig:
         checks.one_of("schedule", SCHEDULES)
         checks.bounds("num_steps", "prompts_per_step", "eval_samples_per_prompt", ge=1)
         checks.bounds("max_staleness", "eval_every", "eval_max_prompts", "checkpoint_every", ge=0)
-        checks.bounds("judge_prescale_replicas", "max_consecutive_skipped_steps", ge=0)
+        checks.bounds("judge_prescale_replicas", "canary_pairs_per_step", "max_consecutive_skipped_steps", ge=0)
+        checks.bounds("min_canary_accuracy", ge=0, le=1)
         checks.done()

@@ -88,6 +88,19 @@ def test_split_with_no_training_rows(tmp_path, capsys):
     assert rc == 2 and "data.split='train' selects none of the 2 rows" in err
 
 
+def test_training_rows_without_a_judge_canary(tmp_path, capsys, good_rows):
+    # Every annotator flags a leak in both references: no row has a known winner to test the judge with.
+    for row in good_rows:
+        for annotation in row["annotations"]:
+            annotation["response_a_labels"]["leaks"] = annotation["response_b_labels"]["leaks"] = True
+    source = _write(tmp_path / "no_canaries.jsonl", [json.dumps({**row, "split": "train"}) for row in good_rows])
+    rc, err = _train(tmp_path, capsys, f"data.source={source}")
+    assert rc == 2 and "trainer.canary_pairs_per_step=2: none of the 3 training rows" in err
+    # Without canaries the same rows pass the data checks (and the job goes on to start Ray).
+    with pytest.raises(AssertionError, match="tried to start Ray"):
+        main(["--run-dir", str(tmp_path / "run"), f"data.source={source}", "trainer.canary_pairs_per_step=0"])
+
+
 def test_invalid_config_lists_every_error_at_once(tmp_path, capsys):
     rc, err = _train(
         tmp_path,

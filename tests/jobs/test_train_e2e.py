@@ -76,6 +76,8 @@ def test_sync_run_writes_metrics_checkpoints_config_and_plot(sync_run):
         assert r["samples"] == 8 and r["skipped"] == 0.0
         assert {"time/generate_wait", "time/judge", "time/learn", "time/sync"} <= set(r)
         assert r["judge/status_ok"] > 0
+        # The default judge passes its canaries (2 rows per step, both orders) through the real pool.
+        assert r["judge/canary_accuracy"] == 1.0 and r["judge/canary_verdicts"] == 4.0
     evals = [r for r in records if "eval/unusable_rate" in r]
     assert [r["step"] for r in evals] == [0, 3]
     tests = [r for r in records if "test/unusable_rate" in r]

@@ -8,16 +8,24 @@ advantage 0) and counted by status; a step whose invalid fraction exceeds
 The hung replica is real: the only replica of a real Serve judge pool is SIGSTOPped mid-run. Its
 requests must end as `judge_error` at `request_timeout_s` (the step is skipped, not stalled), Serve's
 health check must replace it, and the next step must be judged `ok` and trained.
+
+The drifted judge answers in perfect format but backwards: a real Serve pool whose `openai` backend
+talks to a stub endpoint on 127.0.0.1 that prefers the leaking response. Nothing is invalid, so only
+the canaries (docs/architecture.md §1.6) can catch it: the step must be skipped with a warning naming
+the judge model and the step, and train again once the endpoint answers right.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
+import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import ray
@@ -27,10 +35,11 @@ from jobs.training.loop import RLLoop, StageDeadlines
 from jobs.training.prompt_schedule import PromptSchedule
 from jobs.training.trainer_config import TrainerConfig
 from judge.backends.base import JudgeRequest
+from judge.canary import select_canary_rows
 from judge.config import JudgeConfig
 from judge.pool import JudgePool
 from judge.reward import score_batch
-from judge.serve_config import JudgePoolConfig
+from judge.serve_config import JudgePoolConfig, OpenAIBackendConfig
 from rollout.batch import TrajectoryBatch
 from scenarios.schema import ScenarioRow
 
@@ -285,4 +294,80 @@ def test_hung_replica_turns_into_judge_error_then_is_replaced_and_the_run_contin
                 os.kill(stopped, signal.SIGCONT)  # if Serve has not killed it, let it exit with the pool
             except ProcessLookupError:
                 pass
+        pool.shutdown()
+
+
+# ---- a judge that drifted: well-formed verdicts, backwards ------------------------------------------------
+
+
+class _DriftingEndpoint(BaseHTTPRequestHandler):
+    """OpenAI-compatible chat endpoint: ScriptedJudge's pairwise verdicts, or their opposite while `drifted`."""
+
+    drifted = True
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server naming)
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        prompt = body["messages"][-1]["content"]
+        # The two candidates sit between the prompt's "## Response 1" / "## Response 2" headings and the task.
+        first, second = (
+            prompt.split("\n## Response 1\n", 1)[1].split("\n\nCompare Response 1")[0].split("\n\n## Response 2\n")
+        )
+        score = 2 * ("chemotherapy" in first) - 2 * ("chemotherapy" in second)  # ScriptedJudge's rule
+        verdict = f"Score: {-score if type(self).drifted else score}"
+        data = json.dumps({"choices": [{"index": 0, "message": {"role": "assistant", "content": verdict}}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:  # keep pytest output quiet
+        pass
+
+
+@pytest.fixture()
+def drifting_endpoint() -> Iterator[str]:
+    _DriftingEndpoint.drifted = True
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _DriftingEndpoint)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+    thread.join()
+
+
+@pytest.mark.integration
+def test_a_drifted_judge_fails_its_canaries_and_the_step_is_skipped(
+    local_ray, make_row, make_answer, drifting_endpoint, caplog
+):
+    views = {f"s{i}": make_row(row_id=f"s{i}").judge_view() for i in range(2)}
+    openai = OpenAIBackendConfig(base_url=drifting_endpoint, model="stub-judge-v1", api_key_env="", max_retries=0)
+    pool_cfg = JudgePoolConfig(
+        app_name="drifted-judge", min_replicas=1, max_replicas=1, enable_http=False, openai=openai
+    )
+    pool = JudgePool.start(JudgeConfig(backend="openai"), pool_cfg, views)
+    step = [["safe", "leaky", "safe", "leaky"]] * 2
+    rollout, learner = ScriptedRollout(make_answer, [step] * 2), RecordingLearner()
+    # Default trainer knobs: 2 canary rows per step (4 verdicts), skip below 75 % correct.
+    canary_rows = ray.put(select_canary_rows(views.values()))
+    loop = loop_for(views, pool, learner, rollout, max_invalid_fraction=0.5, canary_rows=canary_rows)
+    try:
+        with caplog.at_level(logging.WARNING, logger="jobs.training.loop"):
+            drifted = loop.run_step(0)
+        # Every rollout verdict parsed (nothing invalid), yet every canary verdict was backwards.
+        assert drifted.metrics["judge/status_ok"] == 8.0 and drifted.metrics["judge/invalid_fraction"] == 0.0
+        assert drifted.metrics["judge/canary_accuracy"] == 0.0 and drifted.metrics["judge/canary_verdicts"] == 4.0
+        assert not drifted.trained and drifted.metrics["skipped"] == 1.0
+        assert learner.trained_on == [] and rollout.updates == [] and loop.policy_version == 0
+        assert (
+            "step 0 skipped: judge canary accuracy 0% below trainer.min_canary_accuracy=0.75 (4 of 4 canary "
+            "verdicts wrong, 0 of them unparsable), judge model stub-judge-v1" in caplog.text
+        )
+
+        _DriftingEndpoint.drifted = False
+        # Same canary rows as step 0: only a fresh verdict (not the pool's cache) can pass them.
+        healthy = loop.run_step(1)
+        assert healthy.metrics["judge/canary_accuracy"] == 1.0 and healthy.metrics["judge/canary_unparsable"] == 0.0
+        assert healthy.trained and len(learner.trained_on) == 1 and loop.policy_version == 1
+    finally:
         pool.shutdown()

@@ -1,5 +1,5 @@
 """Judge canaries (docs/architecture.md §1.6): which rows qualify, the probes per reward mode, the grading
-math, with hand-made rows and verdicts (no Ray)."""
+math and the loop's skip decision, with hand-made rows and verdicts (no Ray)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from jobs.training.loop import skip_reasons
 from judge.backends.offline import OfflineBackend
 from judge.canary import CanaryReport, canary_probes, grade_canaries, leaky_reference, select_canary_rows
 from judge.config import JudgeConfig
@@ -103,6 +104,27 @@ def test_grading_hand_computed(make_row) -> None:
     }
     with pytest.raises(ValueError, match="1 judge outputs for 2 canary requests"):
         grade_canaries(probes[:2], outputs[:1], ["judge-x"])
+
+
+HEALTHY = {"judge/invalid_fraction": 0.0, "valid_fraction": 1.0}
+
+
+def test_a_step_is_skipped_below_the_canary_threshold_naming_the_judge_model() -> None:
+    at_threshold = CanaryReport(verdicts=4, correct=3, unparsable=0, judge_models=("judge-x",))
+    below = CanaryReport(verdicts=4, correct=1, unparsable=2, judge_models=("judge-x",))
+    assert skip_reasons(HEALTHY, None, 0.5, 0.75) == []
+    assert skip_reasons(HEALTHY, at_threshold, 0.5, 0.75) == []
+    assert skip_reasons(HEALTHY, below, 0.5, 0.0) == []  # 0 = never skip for canaries
+    (reason,) = skip_reasons(HEALTHY, below, 0.5, 0.75)
+    assert reason.startswith(
+        "judge canary accuracy 25% below trainer.min_canary_accuracy=0.75 (3 of 4 canary verdicts wrong, 2 of them "
+        "unparsable), judge model judge-x:"
+    )
+    # Both checks report together; a report without models says so.
+    no_answer = CanaryReport(verdicts=4, correct=0, unparsable=4, judge_models=())
+    invalid, canary = skip_reasons({"judge/invalid_fraction": 1.0, "valid_fraction": 0.0}, no_answer, 0.5, 0.75)
+    assert invalid.startswith("100% of judged samples invalid (limit 50%)")
+    assert "judge model unknown (no canary verdict came back)" in canary
 
 
 @pytest.mark.parametrize("reward_mode", ["peer_pairwise", "pointwise"])
