@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from judge.backends.base import JudgeRequest
 from judge.config import JudgeConfig
 from judge.parsing import PairwiseVerdict, PointwiseVerdict, verdict_of
-from judge.prompts import pairwise_messages, pointwise_messages, truncate_words
-from judge.reward import REWARD_MODES
+from judge.prompts import truncate_words
+from judge.reward import REWARD_MODES, judge_request
 from rollout.prompts import reference_answer
 from scenarios.schema import ScenarioRow
 
@@ -114,20 +114,8 @@ def canary_probes(rows: Sequence[ScenarioRow], step: int, pairs: int, cfg: Judge
         texts = [truncate_words(reference_answer(row, i), cfg.max_candidate_words) for i in (0, 1)]
         orders = [(0, 1), (1, 0)] if kind == "pairwise" else [(0,), (1,)]
         for order in orders:
-            candidates = tuple(texts[i] for i in order)
-            if kind == "pairwise":
-                messages = pairwise_messages(row, *candidates, use_annotations=cfg.enable_annotations)
-            else:
-                messages = pointwise_messages(row, candidates[0], use_annotations=cfg.enable_annotations)
-            request = JudgeRequest(
-                request_id=f"canary{step}:{source.id}:" + "v".join("ab"[i] for i in order),
-                kind=kind,
-                messages=messages,
-                row=row,
-                candidates=candidates,
-                use_annotations=cfg.enable_annotations,
-                seed=cfg.seed,
-            )
+            request_id = f"canary{step}:{source.id}:" + "v".join("ab"[i] for i in order)
+            request = judge_request(request_id, kind, row, tuple(texts[i] for i in order), cfg)
             probes.append(CanaryProbe(request, tuple(i == leaky for i in order)))
     return probes
 

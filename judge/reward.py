@@ -114,23 +114,29 @@ def plan_requests(batch: TrajectoryBatch, rows: Mapping[str, ScenarioRow], cfg: 
         if cfg.reward_mode == "anchor":
             texts[ANCHOR] = truncate_words(reference_answer(row, anchor_index), cfg.max_candidate_words)
         for slots in planner(group, cfg.enable_dual_order):
-            candidates = tuple(texts[s] for s in slots)
-            if kind == "pointwise":
-                messages = pointwise_messages(row, candidates[0], use_annotations=cfg.enable_annotations)
-            else:
-                messages = pairwise_messages(row, *candidates, use_annotations=cfg.enable_annotations)
             request_id = f"g{gid}:" + "v".join("ref" if s == ANCHOR else str(s) for s in slots)
-            request = JudgeRequest(
-                request_id=request_id,
-                kind=kind,
-                messages=messages,
-                row=row,
-                candidates=candidates,
-                use_annotations=cfg.enable_annotations,
-                seed=cfg.seed,
-            )
+            request = judge_request(request_id, kind, row, tuple(texts[s] for s in slots), cfg)
             calls.append(PlannedCall(request=request, slots=slots))
     return calls
+
+
+def judge_request(
+    request_id: str, kind: str, row: ScenarioRow, candidates: tuple[str, ...], cfg: JudgeConfig
+) -> JudgeRequest:
+    """A `kind` request on already truncated `candidates`, rendered with `cfg`'s annotation setting and seed."""
+    if kind == "pointwise":
+        messages = pointwise_messages(row, candidates[0], use_annotations=cfg.enable_annotations)
+    else:
+        messages = pairwise_messages(row, *candidates, use_annotations=cfg.enable_annotations)
+    return JudgeRequest(
+        request_id=request_id,
+        kind=kind,
+        messages=messages,
+        row=row,
+        candidates=candidates,
+        use_annotations=cfg.enable_annotations,
+        seed=cfg.seed,
+    )
 
 
 def parse_outputs(calls: Sequence[PlannedCall], outputs: Sequence[str | BaseException]) -> list[Verdict]:
