@@ -140,7 +140,7 @@ class RLLoop:
         cfg: the trainer section of the config.
         schedule: which scenario ids each step uses.
         rollout: a RolloutPool (`async_generate`, `async_update_weights`; one ref per engine).
-        judge: a JudgePool (`async_score`, `set_min_replicas`).
+        judge: a JudgePool (`async_score`, `set_min_replicas`; `async_canaries` when `canary_rows` is given).
         learner: a LearnerGroup (`async_train_step`, `async_export_weights`; one ref per rank, rank 0 first).
         max_invalid_fraction: skip a step whose judged samples are invalid beyond this fraction.
         deadlines: how long each stage may take.
