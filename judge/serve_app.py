@@ -346,10 +346,11 @@ class JudgeIngress:
             if key is not None:
                 claimed[i] = (key, self._cache.claim(key))
             misses.append(i)
-        chunks = split_for_replicas(misses, self._settings.max_batch_size, await self._replica_count(len(misses)))
         try:
+            replicas = await self._replica_count(len(misses))
+            chunks = split_for_replicas(misses, self._settings.max_batch_size, replicas)
             answers = await asyncio.gather(*(self._judge_chunk([requests[i] for i in chunk]) for chunk in chunks))
-        except asyncio.CancelledError:
+        except asyncio.CancelledError:  # claims must not outlive this call, or identical requests wait forever
             for key, future in claimed.values():
                 self._cache.abandon(key, future)
             raise
