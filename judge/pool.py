@@ -30,7 +30,7 @@ from ray.serve.schema import ServeInstanceDetails
 
 from judge.canary import CanaryReport, canary_probes, grade_canaries
 from judge.config import JOB_SIDE_FIELDS, JudgeConfig
-from judge.serve_app import JudgeCallFailed, build_app, score_timeout_s
+from judge.serve_app import JudgeCallFailed, build_app, running_replicas, score_timeout_s
 from judge.serve_config import JudgePoolConfig, check_http_exposure, is_loopback, validate_pool_config
 from rollout.batch import TrajectoryBatch
 from scenarios.schema import ScenarioRow
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-JUDGE_DEPLOYMENT = "JudgeDeployment"
 INGRESS_DEPLOYMENT = "JudgeIngress"
 # Seconds for the ingress to report its counters (no judging involved).
 STATS_TIMEOUT_S = 60.0
@@ -359,10 +358,7 @@ class JudgePool:
 
     def num_replicas(self) -> int:
         """Judge replicas currently RUNNING."""
-        app = serve.status().applications.get(self.app_name)
-        if app is None or JUDGE_DEPLOYMENT not in app.deployments:
-            return 0
-        return int(app.deployments[JUDGE_DEPLOYMENT].replica_states.get("RUNNING", 0))
+        return running_replicas(self.app_name)
 
     def stats(self) -> dict[str, int]:
         """Ingress counters: fresh judge calls made and cache entries held."""

@@ -8,12 +8,16 @@ HTTP POST <prefix> (bearer token) ────► JudgeIngress.__call__│  cach
 ```
 
 The ingress owns nothing but plumbing: judge/reward.py plans the requests and turns raw verdicts into
-rewards; the ingress hands it a backend whose `complete` fans requests out to the judge replicas as
-many concurrent handle calls, so load spreads over replicas and the autoscaler sees the queue.
-Identical requests are judged once (cache keyed by scenario, candidates, judge model, prompt hash),
-and a replica dying mid-request costs a retry on another replica, or after `max_request_attempts`
-an explicit `judge_error` verdict, never a silent zero. A request that outlives `request_timeout_s`
-(a hung replica or backend) ends the same way, and Serve's health check replaces the hung replica.
+rewards; the ingress hands it a backend whose `complete` fans requests out to the judge replicas in
+chunks, one handle call per chunk (`split_for_replicas`): at least one chunk per running replica so
+load spreads, none larger than `max_batch_size` so the autoscaler still sees a queue. A handle call
+per request cost more than the judging itself on small requests. A replica judges the chunks that
+arrive together in one backend call of at most `max_batch_size` requests.
+Identical requests are judged once (cache keyed by scenario, candidates, judge model, prompt hash;
+only misses are sent), and a replica dying mid-call costs its chunk a retry on another replica, or
+after `max_request_attempts` an explicit `judge_error` verdict per request, never a silent zero. A
+chunk that outlives `request_timeout_s` (a hung replica or backend) ends the same way, and Serve's
+health check replaces the hung replica.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import ray
 from ray import serve
@@ -50,16 +54,23 @@ logger = logging.getLogger(__name__)
 
 # Failures that mean "that replica is gone", not "this request is bad": worth another replica.
 _REPLICA_LOST = (RayActorError, ReplicaUnavailableError, DeploymentUnavailableError)
-# Seconds for planning and parsing one batch in the ingress, on top of its requests' deadlines.
+# Deployment name of the judge replicas (Serve reports replica counts under it).
+JUDGE_DEPLOYMENT = "JudgeDeployment"
+# Seconds the ingress waits for Serve to report how many judge replicas run before it assumes one.
+REPLICA_LOOKUP_TIMEOUT_S = 10.0
+# Seconds for planning, the replica lookup and parsing of one batch in the ingress, on top of its
+# requests' deadlines.
 SCORE_SLACK_S = 60.0
+
+T = TypeVar("T")
 
 
 def score_timeout_s(pool_cfg: JudgePoolConfig) -> float:
     """Deadline of one batch's score call through the ingress.
 
-    Each request's judge call and the one-off judge-model lookup before it are each bounded by
+    Each chunk's judge call and the one-off judge-model lookup before it are each bounded by
     `request_timeout_s` (a duplicate request waits on its twin, which started earlier), so a batch
-    ends within twice that plus the ingress's own planning and parsing.
+    ends within twice that plus the ingress's own planning, replica lookup and parsing.
     """
     return 2 * pool_cfg.request_timeout_s + SCORE_SLACK_S
 
@@ -97,6 +108,39 @@ class IngressSettings:
     http_limits: HttpLimits
     # Seconds one judge call may take, retries on lost replicas included; then it is a `judge_error`.
     request_timeout_s: float
+    # Most requests per handle call to a replica (pool.max_batch_size, which also caps its backend calls).
+    max_batch_size: int
+
+
+def split_for_replicas(items: Sequence[T], max_batch_size: int, replicas: int) -> list[list[T]]:
+    """`items` cut into contiguous chunks of near-equal size: one handle call each.
+
+    As few chunks as keep each within `max_batch_size`, but at least one per running replica (while
+    items remain), so every replica gets a share of a batch in a single call.
+    """
+    if not items:
+        return []
+    parts = min(len(items), max(replicas, -(-len(items) // max_batch_size)))
+    size, extra = divmod(len(items), parts)
+    chunks, start = [], 0
+    for k in range(parts):
+        end = start + size + (k < extra)
+        chunks.append(list(items[start:end]))
+        start = end
+    return chunks
+
+
+def running_replicas(app_name: str) -> int:
+    """Judge replicas of `app_name` RUNNING now (0 when the app or its judge deployment is missing)."""
+    app = serve.status().applications.get(app_name)
+    if app is None or JUDGE_DEPLOYMENT not in app.deployments:
+        return 0
+    return int(app.deployments[JUDGE_DEPLOYMENT].replica_states.get("RUNNING", 0))
+
+
+def _total_requests(chunks: list[list[JudgeRequest]]) -> int:
+    """Size of a replica's batch for `@serve.batch`: requests, not chunks (max_batch_size counts requests)."""
+    return sum(len(chunk) for chunk in chunks)
 
 
 def candidate_hash(request: JudgeRequest) -> str:
@@ -107,9 +151,9 @@ def candidate_hash(request: JudgeRequest) -> str:
     return digest.hexdigest()
 
 
-@serve.deployment(name="JudgeDeployment")
+@serve.deployment(name=JUDGE_DEPLOYMENT)
 class JudgeDeployment:
-    """One judge replica: a backend (offline / vllm / openai) fed batches by `@serve.batch`.
+    """One judge replica: a backend (offline / vllm / openai) fed batches of chunks by `@serve.batch`.
 
     Args:
         stuck_after_s: a backend call running longer than this fails the health check, so Serve
@@ -148,9 +192,13 @@ class JudgeDeployment:
         """The judge model: part of the ingress's cache keys, needed before any request is judged."""
         return self._backend.model
 
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
-    async def judge(self, requests: list[JudgeRequest]) -> list[JudgeOutput]:
-        """Judge a batch; a backend failure becomes one error verdict per request, not a dead replica."""
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01, batch_size_fn=_total_requests)
+    async def judge(self, chunks: list[list[JudgeRequest]]) -> list[list[JudgeOutput]]:
+        """Judge the chunks that arrived together (at most max_batch_size requests in all) in one backend call.
+
+        A backend failure becomes one error verdict per request, not a dead replica.
+        """
+        requests = [request for chunk in chunks for request in chunk]
         call = id(requests)
         self._running[call] = time.monotonic()
         try:
@@ -161,7 +209,7 @@ class JudgeDeployment:
             outputs = [exc] * len(requests)
         finally:
             del self._running[call]
-        return [
+        verdicts = iter(
             JudgeOutput(
                 text="" if isinstance(out, Exception) else out,
                 error=f"{type(out).__name__}: {out}" if isinstance(out, Exception) else "",
@@ -171,14 +219,18 @@ class JudgeDeployment:
                 replica=self._replica,
             )
             for request, out in zip(requests, outputs, strict=True)
-        ]
+        )
+        return [[next(verdicts) for _ in chunk] for chunk in chunks]
 
     def __del__(self) -> None:
         self._backend.close()
 
 
 class _VerdictCache:
-    """LRU of in-flight or finished verdicts; a future per key so concurrent duplicates wait for one call."""
+    """LRU of in-flight or finished verdicts; a future per key so concurrent duplicates wait for one call.
+
+    Size 0 holds nothing (the cache is off): every claim is evicted at once, so every request is judged.
+    """
 
     def __init__(self, size: int):
         self._size = size
@@ -190,13 +242,28 @@ class _VerdictCache:
             self._entries.move_to_end(key)
         return future
 
-    def put(self, key: tuple[str, ...], future: asyncio.Future[JudgeOutput]) -> None:
+    def claim(self, key: tuple[str, ...]) -> asyncio.Future[JudgeOutput]:
+        """A new entry for `key` that later identical requests wait on; the claimer must settle or abandon it."""
+        future: asyncio.Future[JudgeOutput] = asyncio.get_running_loop().create_future()
         self._entries[key] = future
         while len(self._entries) > self._size:
             self._entries.popitem(last=False)
+        return future
 
-    def drop(self, key: tuple[str, ...]) -> None:
-        self._entries.pop(key, None)
+    def settle(self, key: tuple[str, ...], future: asyncio.Future[JudgeOutput], verdict: JudgeOutput) -> None:
+        """Answer the waiters; a failure is not remembered, so a later identical request tries again."""
+        future.set_result(verdict)
+        if verdict.error:
+            self._drop(key, future)
+
+    def abandon(self, key: tuple[str, ...], future: asyncio.Future[JudgeOutput]) -> None:
+        """The claimer was cancelled: waiters are cancelled too, and the next caller judges afresh."""
+        future.cancel()
+        self._drop(key, future)
+
+    def _drop(self, key: tuple[str, ...], future: asyncio.Future[JudgeOutput]) -> None:
+        if self._entries.get(key) is future:  # not a newer claim of the same key
+            del self._entries[key]
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -241,8 +308,9 @@ class JudgeIngress:
         self._settings = settings
         # The rows ref arrives boxed in a list so Serve stores the ref, not the payload; fetch it once.
         self._rows: dict[str, ScenarioRow] = ray.get(rows_box[0]) if rows_box else {}
-        self._cache = _VerdictCache(settings.cache_size) if settings.enable_cache else None
+        self._cache = _VerdictCache(settings.cache_size if settings.enable_cache else 0)
         self._judge_model: str | None = None
+        self._app_name = serve.get_replica_context().app_name
         self._threads = ThreadPoolExecutor(max_workers=64, thread_name_prefix="score")
         self.judge_calls = 0
         logger.info("judge ingress up: %d scenario rows, cache=%s", len(self._rows), settings.enable_cache)
@@ -255,15 +323,47 @@ class JudgeIngress:
 
     async def stats(self) -> dict[str, int]:
         """Counters for tests and monitoring: fresh judge calls made, cache entries held."""
-        return {"judge_calls": self.judge_calls, "cache_entries": len(self._cache) if self._cache else 0}
+        return {"judge_calls": self.judge_calls, "cache_entries": len(self._cache)}
 
     async def settings(self) -> tuple[JudgeConfig, list[str]]:
         """The judge config this pool scores with and the scenario ids it holds (checked by jobs that attach)."""
         return self._judge_cfg, sorted(self._rows)
 
     async def judge_many(self, requests: Sequence[JudgeRequest]) -> list[JudgeOutput]:
-        """One verdict per request, in order: many concurrent handle calls, so replicas share the load."""
-        return list(await asyncio.gather(*(self._judge_cached(r) for r in requests)))
+        """One verdict per request, in order.
+
+        Cache hits, and duplicates of a request already being judged, wait for that verdict; the
+        misses go to the replicas in concurrent chunks (`split_for_replicas`), so replicas share the load.
+        """
+        earlier: dict[int, asyncio.Future[JudgeOutput]] = {}  # index → an identical request's verdict
+        claimed: dict[int, tuple[tuple[str, ...], asyncio.Future[JudgeOutput]]] = {}  # index → its cache entry
+        misses: list[int] = []
+        for i, key in enumerate(await self._cache_keys(requests)):
+            pending = self._cache.get(key) if key is not None else None
+            if pending is not None:
+                earlier[i] = pending
+                continue
+            if key is not None:
+                claimed[i] = (key, self._cache.claim(key))
+            misses.append(i)
+        try:
+            replicas = await self._replica_count(len(misses))
+            chunks = split_for_replicas(misses, self._settings.max_batch_size, replicas)
+            answers = await asyncio.gather(*(self._judge_chunk([requests[i] for i in chunk]) for chunk in chunks))
+        except asyncio.CancelledError:  # claims must not outlive this call, or identical requests wait forever
+            for key, future in claimed.values():
+                self._cache.abandon(key, future)
+            raise
+        verdicts = {
+            i: verdict
+            for chunk, answer in zip(chunks, answers, strict=True)
+            for i, verdict in zip(chunk, answer, strict=True)
+        }
+        for i, (key, future) in claimed.items():
+            self._cache.settle(key, future, verdicts[i])
+        for i, future in earlier.items():
+            verdicts[i] = replace(await asyncio.shield(future), cached=True)
+        return [verdicts[i] for i in range(len(requests))]
 
     # ---- HTTP ------------------------------------------------------------------------------------
     async def __call__(self, request: Request) -> JSONResponse:
@@ -338,53 +438,56 @@ class JudgeIngress:
         scored = await loop.run_in_executor(self._threads, score_batch, batch, rows, self._judge_cfg, backend)
         return scored, backend.verdicts
 
-    async def _judge_cached(self, request: JudgeRequest) -> JudgeOutput:
-        if self._cache is None:
-            return await self._judge_with_retries(request)
+    async def _cache_keys(self, requests: Sequence[JudgeRequest]) -> list[tuple[str, ...] | None]:
+        """Verdict cache key per request; None (judge uncached) without a cache or when no replica names the model."""
+        if not self._settings.enable_cache:
+            return [None] * len(requests)
         try:
             model = await self._model()
         except (*_REPLICA_LOST, TimeoutError):  # no replica answers: judge uncached, ending in an explicit judge_error
-            return await self._judge_with_retries(request)
-        key = (request.row.id, candidate_hash(request), model, prompt_hash(request.messages))
-        pending = self._cache.get(key)
-        if pending is not None:
-            return replace(await asyncio.shield(pending), cached=True)
-        future: asyncio.Future[JudgeOutput] = asyncio.get_running_loop().create_future()
-        self._cache.put(key, future)
-        try:
-            verdict = await self._judge_with_retries(request)
-        except asyncio.CancelledError:  # let the next caller judge it afresh
-            self._cache.drop(key)
-            future.cancel()
-            raise
-        future.set_result(verdict)
-        if verdict.error:  # failures are not remembered: a later identical request tries again
-            self._cache.drop(key)
-        return verdict
+            return [None] * len(requests)
+        return [(r.row.id, candidate_hash(r), model, prompt_hash(r.messages)) for r in requests]
 
     async def _model(self) -> str:
         if self._judge_model is None:
             self._judge_model = await self._call_with_retries("describe")
         return self._judge_model
 
-    async def _judge_with_retries(self, request: JudgeRequest) -> JudgeOutput:
+    async def _replica_count(self, misses: int) -> int:
+        """Judge replicas running now, as Serve reports them; 1 when there is nothing to split or no answer in time."""
+        if misses < 2:
+            return 1
         try:
-            self.judge_calls += 1
-            return await self._call_with_retries("judge", request)
+            async with asyncio.timeout(REPLICA_LOOKUP_TIMEOUT_S):
+                # The default executor, not the score threads: those may all be waiting on this very call.
+                return max(1, await asyncio.to_thread(running_replicas, self._app_name))
+        except Exception as exc:  # a slow or restarting controller costs spreading, never the verdicts
+            logger.warning("judge replica count unknown (%s); sending %d requests as for one replica", exc, misses)
+            return 1
+
+    async def _judge_chunk(self, chunk: list[JudgeRequest]) -> list[JudgeOutput]:
+        """Verdicts of one handle call, in order; a failed call is one error verdict per request."""
+        try:
+            self.judge_calls += len(chunk)
+            return await self._call_with_retries("judge", chunk)
         except Exception as exc:  # boundary of a remote call: every request must end in a verdict
-            logger.warning("judge request for scenario %s failed: %s", request.row.id, type(exc).__name__)
+            scenarios = sorted({r.row.id for r in chunk})
+            logger.warning(
+                "judge call of %d requests (scenarios %s) failed: %s", len(chunk), scenarios, type(exc).__name__
+            )
             error = f"{type(exc).__name__}: {exc}"
             if isinstance(exc, TimeoutError):
                 error = f"TimeoutError: no judge answer within {self._settings.request_timeout_s:g} s"
-            return JudgeOutput(
-                "", error, self._judge_model or "", prompt_hash(request.messages), request.seed, replica=""
-            )
+            return [
+                JudgeOutput("", error, self._judge_model or "", prompt_hash(r.messages), r.seed, replica="")
+                for r in chunk
+            ]
 
     async def _call_with_retries(self, method: str, *args: Any) -> Any:
         """Call a JudgeDeployment method; a lost replica costs a retry (the router picks another).
 
         All attempts together get `request_timeout_s`; a hung replica is not retried (another call
-        could hang on it again), its request ends as TimeoutError, i.e. `judge_error`.
+        could hang on it again), its call ends as TimeoutError, i.e. `judge_error` for each request.
         """
         attempts = self._settings.max_request_attempts
         async with asyncio.timeout(self._settings.request_timeout_s):
@@ -467,6 +570,7 @@ def build_app(
         token_sha256=hashlib.sha256(token.encode()).hexdigest() if token else "",
         http_limits=HttpLimits.from_pool(pool_cfg),
         request_timeout_s=pool_cfg.request_timeout_s,
+        max_batch_size=pool_cfg.max_batch_size,
     )
     ingress_args = (judge_cfg, [rows_ref] if rows_ref is not None else [], settings)
     # The router lives with the replicas, so a pool pinned to judge nodes leaves nothing elsewhere.

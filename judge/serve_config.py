@@ -98,9 +98,10 @@ class JudgePoolConfig:
     max_replicas: int = 4
     # Replicas started with the application (clamped into [min_replicas, max_replicas]).
     initial_replicas: int = 1
-    # Ongoing requests per replica the autoscaler aims for; more in flight → scale up.
+    # Judge calls in flight per replica the autoscaler aims for (a call is a chunk of up to max_batch_size
+    # requests); more in flight → scale up. Fractions are fine: 0.5 scales up whenever replicas are busy.
     target_ongoing_requests: float = 2.0
-    # Most requests in flight on one replica; must exceed target_ongoing_requests or scale-up never triggers.
+    # Most judge calls (chunks) in flight on one replica; above target_ongoing_requests, or it never scales up.
     max_ongoing_requests: int = 8
     # Seconds the load must stay above target before replicas are added.
     upscale_delay_s: float = 2.0
@@ -116,7 +117,8 @@ class JudgePoolConfig:
     num_gpus_per_replica: float = 0.0
     # Custom Ray resources per replica, e.g. {"judge_node": 0.001}, to pin replicas to tagged nodes.
     resources_per_replica: dict[str, float] = field(default_factory=dict)
-    # Most requests one replica hands its backend at once (@serve.batch).
+    # Most requests per judge call and per backend call: the ingress sends a batch in chunks of at most this
+    # many (at least one chunk per running replica); a replica merges chunks that arrive together up to it.
     max_batch_size: int = 8
     # Seconds a replica waits to fill a batch before running a partial one (@serve.batch).
     batch_wait_timeout_s: float = 0.01

@@ -2,8 +2,12 @@
 
 Each measurement scores W1 step batches (peer-pairwise, dual order: G(G−1) requests per prompt)
 submitted at once through `JudgePool.async_score`, with the verdict cache off, so every request is a
-fresh judge call. The baseline runs `judge.reward.score_batch` with the same backend class in the
-calling process, one batch after another. Two backends are measured:
+fresh judge call. The baseline runs `judge.reward.score_batch` with the same backend class called
+directly, one batch after another, one backend call per batch, in a Ray task holding one replica's
+CPUs (and GPU share), so its engine gets the threads a replica's engine gets. The pool gets the same
+room: `max_batch_size` is one batch's requests, so at one replica the ingress sends each batch in one
+call and the replica judges it in one backend call; at R replicas each gets 1/R of it. The per-replica
+column is the scaling: requests/s ÷ (replicas × requests/s at one replica). Two backends are measured:
 
 - `offline`, sleeping a fixed latency (a remote judge's stand-in), on `judge_batches` batches;
 - `vllm`, a real engine per replica generating over the real judge prompts, on `judge_vllm_batches`
@@ -11,14 +15,17 @@ calling process, one batch after another. Two backends are measured:
   (stop tokens included) never win greedy decoding, so every verdict is `judge_max_tokens` tokens of
   text. Its verdicts are unparsable (masked), which does not change the cost; the notes count them.
 
-Every measurement is preceded by a one-group warm-up batch from a step that is not timed, so the
-engines' prefix caches hold nothing the timed batches reuse.
+Each row is the median of `repeats` rounds, every round on step batches no other round uses. Every
+measurement is preceded by a warm-up of one-group batches from a step that is not timed (one per
+timed batch, at once, so every concurrent score task has a warm worker), so the engines' prefix caches
+hold nothing the timed batches reuse.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
 from collections import Counter
 from pathlib import Path
@@ -27,7 +34,7 @@ import ray
 
 from jobs.benchmarks.data import train_rows
 from jobs.benchmarks.models import ensure_bench_model
-from jobs.benchmarks.report import SectionResult
+from jobs.benchmarks.report import SectionResult, median
 from jobs.benchmarks.workloads import Workload
 from jobs.training.prompt_schedule import PromptSchedule
 from judge.config import JudgeConfig
@@ -38,7 +45,7 @@ from scenarios.schema import ScenarioRow
 
 logger = logging.getLogger(__name__)
 
-COLUMNS = ["judge", "replicas", "batches", "requests", "seconds", "requests/s", "vs in-process"]
+COLUMNS = ["judge", "replicas", "batches", "requests", "seconds", "requests/s", "vs in-process", "per replica"]
 
 
 def _step_batch(workload: Workload, rows: dict[str, ScenarioRow], step: int) -> TrajectoryBatch:
@@ -57,53 +64,78 @@ def _step_batch(workload: Workload, rows: dict[str, ScenarioRow], step: int) -> 
     )
 
 
+@ray.remote
+def _score_in_process(
+    judge_cfg: JudgeConfig,
+    backend_cfg: object,
+    rows: dict[str, ScenarioRow],
+    rounds: list[list[TrajectoryBatch]],
+    warmup: TrajectoryBatch,
+) -> tuple[list[float], list[TrajectoryBatch]]:
+    """The baseline: `score_batch` with the backend in this process, batch after batch; (seconds per round, scored).
+
+    Runs as a task with one replica's CPUs and GPU share, so its engine gets the threads a replica's gets.
+    """
+    from judge.backends import make_backend
+    from judge.reward import score_batch
+
+    backend = make_backend(judge_cfg.backend, backend_cfg)
+    seconds, scored = [], []
+    try:
+        score_batch(warmup, rows, judge_cfg, backend)
+        for batches in rounds:
+            start = time.perf_counter()
+            scored += [score_batch(b, rows, judge_cfg, backend) for b in batches]
+            seconds.append(time.perf_counter() - start)
+        return seconds, scored
+    finally:
+        backend.close()
+
+
 def _measure(
     result: SectionResult,
     prefix: str,
     judge_cfg: JudgeConfig,
     pool_cfg: JudgePoolConfig,
     rows: dict[str, ScenarioRow],
-    batches: list[TrajectoryBatch],
+    rounds: list[list[TrajectoryBatch]],
     warmup: TrajectoryBatch,
     replica_counts: tuple[int, ...],
 ) -> dict[str, Counter[str]]:
     """In-process baseline, then the pool at each replica count: table rows and metrics appended to `result`.
 
-    Returns the per-sample judge statuses of each measured row (label → counts).
+    Each row times every round of batches (fresh steps each, so no engine reuses a cached prefix) and
+    reports the median round. Returns the per-sample judge statuses of each measured row (label → counts).
     """
-    from judge.backends import make_backend
     from judge.pool import JudgePool
-    from judge.reward import plan_requests, score_batch
+    from judge.reward import plan_requests
 
     name = judge_cfg.backend
     backend_cfg = pool_cfg.vllm if name == "vllm" else judge_cfg
-    requests = sum(len(plan_requests(b, rows, judge_cfg)) for b in batches)
+    requests = sum(len(plan_requests(b, rows, judge_cfg)) for b in rounds[0])
     statuses: dict[str, Counter[str]] = {}
 
     def add_row(replicas: int | None, seconds: float, scored: list[TrajectoryBatch], base_s: float) -> None:
         label = f"{name}, " + ("in-process" if replicas is None else "JudgePool (Ray Serve)")
-        result.rows.append({"judge": label, "replicas": replicas if replicas else "-", "batches": len(batches),
+        one_replica = result.metrics.get(f"{prefix}pool_requests_per_s_r1")
+        per_replica = requests / seconds / (replicas * one_replica) if replicas and one_replica else None
+        result.rows.append({"judge": label, "replicas": replicas if replicas else "-", "batches": len(rounds[0]),
                             "requests": requests, "seconds": seconds, "requests/s": requests / seconds,
-                            "vs in-process": base_s / seconds})  # fmt: skip
+                            "vs in-process": base_s / seconds, "per replica": per_replica})  # fmt: skip
         statuses["in-process" if replicas is None else f"x{replicas}"] = Counter(
             s for b in scored for s in b.judge_statuses or []
         )
         logger.info("judge %s x%s: %.1f requests/s", name, replicas or "in-process", requests / seconds)
 
     # The in-process engine is closed before any replica starts, so the two never share the cores.
-    backend = make_backend(name, backend_cfg)
-    try:
-        score_batch(warmup, rows, judge_cfg, backend)
-        start = time.perf_counter()
-        scored = [score_batch(b, rows, judge_cfg, backend) for b in batches]
-        base_s = time.perf_counter() - start
-    finally:
-        backend.close()
+    baseline = _score_in_process.options(num_cpus=pool_cfg.num_cpus_per_replica, num_gpus=pool_cfg.num_gpus_per_replica)
+    base_times, scored = ray.get(baseline.remote(judge_cfg, backend_cfg, rows, rounds, warmup))
+    base_s = median(base_times)
     add_row(None, base_s, scored, base_s)
     result.metrics[f"{prefix}in_process_requests_per_s"] = requests / base_s
 
     rows_ref = ray.put(rows)
-    batch_refs = [ray.put(b) for b in batches]
+    round_refs = [[ray.put(b) for b in batches] for batches in rounds]
     for replicas in replica_counts:
         cfg = dataclasses.replace(
             pool_cfg,
@@ -114,19 +146,30 @@ def _measure(
         )
         pool = JudgePool.start(judge_cfg, cfg, rows_ref)
         try:
-            ray.get(pool.async_score(ray.put(warmup)))  # replicas, handles, ingress, engine graphs
-            start = time.perf_counter()
-            scored = ray.get([pool.async_score(ref) for ref in batch_refs])
-            seconds = time.perf_counter() - start
+            # Replicas, handles, ingress, engine graphs, and a worker for each concurrent score task.
+            warmup_ref = ray.put(warmup)
+            ray.get([pool.async_score(warmup_ref) for _ in round_refs[0]])
+            times, scored = [], []
+            for batch_refs in round_refs:
+                start = time.perf_counter()
+                scored += ray.get([pool.async_score(ref) for ref in batch_refs])
+                times.append(time.perf_counter() - start)
         finally:
             pool.shutdown()
-        add_row(replicas, seconds, scored, base_s)
+        seconds = median(times)
         result.metrics[f"{prefix}pool_requests_per_s_r{replicas}"] = requests / seconds
+        add_row(replicas, seconds, scored, base_s)
     return statuses
 
 
+def _batch_requests(workload: Workload) -> int:
+    """Judge requests of one step batch: peer-pairwise in both orders, G(G−1) per prompt."""
+    g = workload.samples_per_prompt
+    return workload.prompts_per_step * g * (g - 1)
+
+
 def _vllm_pool_config(workload: Workload) -> JudgePoolConfig:
-    """One engine per replica on the workload's judge model; requests batched as the engine likes them."""
+    """One engine per replica on the workload's judge model; a whole step batch per engine call at most."""
     model_dir = ensure_bench_model(workload.judge_model)
     on_gpu = workload.device == "gpu"
     # Replicas share one GPU in the GPU workload: each takes an equal slice of it.
@@ -143,7 +186,7 @@ def _vllm_pool_config(workload: Workload) -> JudgePoolConfig:
         max_ongoing_requests=128,
         num_cpus_per_replica=1,
         num_gpus_per_replica=share,
-        max_batch_size=64,
+        max_batch_size=_batch_requests(workload),
         batch_wait_timeout_s=0.05,
         enable_cache=False,
         enable_http=False,
@@ -178,25 +221,32 @@ def run(workload: Workload, out_dir: Path) -> SectionResult:
     result.columns = COLUMNS
     rows = train_rows()
     g = workload.samples_per_prompt
-    untimed = max(workload.judge_batches, workload.judge_vllm_batches)
+    untimed = workload.repeats * max(workload.judge_batches, workload.judge_vllm_batches)
     warmup = _step_batch(workload, rows, untimed).select(range(g))
 
+    def rounds(n: int) -> list[list[TrajectoryBatch]]:
+        """`workload.repeats` rounds of `n` step batches, every step a different one."""
+        return [[_step_batch(workload, rows, r * n + i) for i in range(n)] for r in range(workload.repeats)]
+
     offline_cfg = JudgeConfig(backend="offline", reward_mode="peer_pairwise", offline_latency_s=latency)
-    # Room for a whole step's requests per replica: past max_ongoing_requests the Serve router backs off and
-    # retries, which capped one replica at ~20 requests/s with 16 (~80 with 128, same 8-request batches).
-    offline_pool = JudgePoolConfig(max_ongoing_requests=128, enable_cache=False, enable_http=False)
-    batches = [_step_batch(workload, rows, step) for step in range(workload.judge_batches)]
-    _measure(result, "", offline_cfg, offline_pool, rows, batches, warmup, workload.judge_replicas)
+    # A whole step batch per backend call, as in-process (the default of 8 would take 12 latencies per batch).
+    offline_pool = JudgePoolConfig(
+        max_ongoing_requests=128, max_batch_size=_batch_requests(workload), enable_cache=False, enable_http=False
+    )
+    _measure(
+        result, "", offline_cfg, offline_pool, rows, rounds(workload.judge_batches), warmup, workload.judge_replicas
+    )
     result.notes.append(
         "the offline backend answers a batch in one latency (a hosted judge serving requests concurrently), "
-        "so a replica tops out near max_batch_size/latency requests/s; replicas add throughput linearly"
+        f"so a replica tops out near max_batch_size/latency requests/s (max_batch_size {offline_pool.max_batch_size}"
+        " = one step batch); the offline rows show the cost of Serve's calls around it"
     )
 
     vllm_cfg = JudgeConfig(backend="vllm", reward_mode="peer_pairwise")
     vllm_pool = _vllm_pool_config(workload)
-    batches = [_step_batch(workload, rows, step) for step in range(workload.judge_vllm_batches)]
-    prompt_tokens = _mean_prompt_tokens(vllm_pool.vllm.model, vllm_cfg, rows, batches[0])
-    statuses = _measure(result, "vllm_", vllm_cfg, vllm_pool, rows, batches, warmup, workload.judge_replicas)
+    vllm_rounds = rounds(workload.judge_vllm_batches)
+    prompt_tokens = _mean_prompt_tokens(vllm_pool.vllm.model, vllm_cfg, rows, vllm_rounds[0][0])
+    statuses = _measure(result, "vllm_", vllm_cfg, vllm_pool, rows, vllm_rounds, warmup, workload.judge_replicas)
     result.notes.append(
         f"vllm: one engine per replica (KV cache {vllm_pool.vllm.kv_cache_gib} GiB, up to "
         f"{vllm_pool.max_batch_size} requests per engine call); each request prefills ~{prompt_tokens:.0f} prompt "
@@ -207,7 +257,8 @@ def run(workload: Workload, out_dir: Path) -> SectionResult:
     result.notes.append(f"vllm verdict statuses per sample (random-init judge: unparsable → masked): {counts}")
     if workload.device == "cpu":
         result.notes.append(
-            "vllm replicas on CPU share the machine's cores, so more replicas add no compute: the vllm rows "
-            "show the pool's overhead over an in-process engine, not scaling"
+            f"on CPU every vllm engine, in-process or in a replica, computes with {vllm_pool.num_cpus_per_replica:g} "
+            f"thread(s) (Ray's OMP_NUM_THREADS for the task or replica); this machine has {os.cpu_count()} cores, "
+            "shared with the driver, the ingress and Ray, so replicas add throughput only while cores are free"
         )
     return result

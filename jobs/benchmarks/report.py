@@ -1,4 +1,4 @@
-"""Benchmark results as data: one `SectionResult` per section, plain-text tables, the issue-8 targets.
+"""Benchmark results as data: one `SectionResult` per section, plain-text tables, the targets (issues 8, 14).
 
 Sections measure; this module only formats and judges numbers, so it is tested on hand-made values.
 A target reads named metrics from the sections' `metrics` dicts; a missing metric (section skipped or
@@ -83,7 +83,7 @@ def format_section(result: SectionResult) -> str:
 
 @dataclass(frozen=True)
 class Target:
-    """One issue-8 target: a ratio computed from section metrics, compared with a bound."""
+    """One target: a ratio computed from section metrics, compared with a bound."""
 
     # Short name in the summary table.
     name: str
@@ -127,6 +127,24 @@ TARGETS: tuple[Target, ...] = (
         ("actor_tokens_per_s", "bare_tokens_per_s"),
         lambda m: m["actor_tokens_per_s"] / m["bare_tokens_per_s"],
         0.9,
+        True,
+    ),
+    Target(
+        "judge pool overhead",
+        "vllm judge through the Serve pool at 1 replica >= 90% of the same engine in-process",
+        "judge",
+        ("vllm_pool_requests_per_s_r1", "vllm_in_process_requests_per_s"),
+        lambda m: m["vllm_pool_requests_per_s_r1"] / m["vllm_in_process_requests_per_s"],
+        0.9,
+        True,
+    ),
+    Target(
+        "judge scaling",
+        "vllm judge pool at 2 replicas >= 80% of twice its 1-replica requests/s (cores permitting)",
+        "judge",
+        ("vllm_pool_requests_per_s_r1", "vllm_pool_requests_per_s_r2"),
+        lambda m: m["vllm_pool_requests_per_s_r2"] / (2 * m["vllm_pool_requests_per_s_r1"]),
+        0.8,
         True,
     ),
     Target(

@@ -3,7 +3,8 @@
 Each Serve replica owns one engine; `@serve.batch` hands it up to `max_batch_size` requests, which
 vLLM schedules together (continuous batching), so replicas × batch size is the pool's parallelism.
 The model's own chat template turns the judge messages into a prompt. On CPU the engine runs in
-float32 (bf16 dies with SIGILL on the CPU build) and sizes its KV cache from VLLM_CPU_KVCACHE_SPACE.
+float32 (bf16 dies with SIGILL on the CPU build), sizes its KV cache from VLLM_CPU_KVCACHE_SPACE and
+computes in the replica's own process with the replica's CPUs as threads.
 """
 
 from __future__ import annotations
@@ -36,7 +37,15 @@ class VllmBackend:
         self.cfg = cfg
         self.name = "vllm"
         self.model = cfg.model
-        gpu_kwargs = {"gpu_memory_utilization": cfg.gpu_memory_utilization} if torch.cuda.is_available() else {}
+        on_gpu = torch.cuda.is_available()
+        gpu_kwargs = {"gpu_memory_utilization": cfg.gpu_memory_utilization} if on_gpu else {}
+        if not on_gpu:
+            # The engine core runs in this process, as the rollout engine's does (rollout/engine.py). vLLM's
+            # separate engine-core process binds its threads to cores chosen by local rank, which is 0 in
+            # every replica, so all replicas on a node computed on the same core and added no throughput;
+            # here the engine uses the threads Ray gave the replica (OMP_NUM_THREADS = its CPUs).
+            # VLLM_ENABLE_V1_MULTIPROCESSING=1 in the job's environment restores vLLM's default.
+            os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         self._llm: LLM | None = LLM(
             model=cfg.model,
             dtype=cfg.dtype,

@@ -68,6 +68,12 @@ def test_targets_pass_miss_and_na():
         rollout={"actor_tokens_per_s": 89.0, "bare_tokens_per_s": 100.0},  # 0.89 < 0.9 → MISS
         sync={"object_store_gb_per_s": 1.0},  # memcpy missing → N/A
         driver={"bytes_per_step_small": 1000.0, "bytes_per_step_large": 1050.0},  # 1.05 <= 1.1 → PASS
+        # pool 1 replica / in-process: 0.95 → PASS; 2 replicas / twice one: 14 / 19 = 0.74 → MISS
+        judge={
+            "vllm_in_process_requests_per_s": 10.0,
+            "vllm_pool_requests_per_s_r1": 9.5,
+            "vllm_pool_requests_per_s_r2": 14.0,
+        },
     )
     rows = {r["target"]: r for r in evaluate_targets(results)}
     assert rows["e2e vs TRL"]["status"] == "PASS" and rows["e2e vs TRL"]["ratio"] == pytest.approx(3.0)
@@ -75,6 +81,10 @@ def test_targets_pass_miss_and_na():
     assert rows["rollout overhead"]["status"] == "MISS"
     assert rows["weight sync"]["status"] == "N/A" and "memcpy_gb_per_s" in rows["weight sync"]["why"]
     assert rows["driver bytes"]["status"] == "PASS"
+    assert rows["judge pool overhead"]["status"] == "PASS" and rows["judge pool overhead"]["ratio"] == pytest.approx(
+        0.95
+    )
+    assert rows["judge scaling"]["status"] == "MISS" and rows["judge scaling"]["ratio"] == pytest.approx(14 / 19)
 
 
 def test_targets_na_when_section_skipped_or_absent_or_zero():

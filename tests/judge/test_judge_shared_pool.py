@@ -24,7 +24,8 @@ from ray.serve.schema import ServeInstanceDetails
 from jobs.config_loading import load_config
 from jobs.serve_judge import ServeJudgeConfig
 from judge.config import JudgeConfig
-from judge.pool import JUDGE_DEPLOYMENT, JudgePool, open_job_pool
+from judge.pool import JudgePool, open_job_pool
+from judge.serve_app import JUDGE_DEPLOYMENT
 from judge.serve_config import JudgePoolConfig
 from rollout.batch import TrajectoryBatch
 from scenarios.loading import in_split, load_data
