@@ -28,9 +28,10 @@ from ray.serve.config import ProxyLocation
 from ray.serve.exceptions import RayServeException
 from ray.serve.schema import ServeInstanceDetails
 
+from judge.backends.base import JudgeRequest
 from judge.canary import CanaryReport, canary_probes, grade_canaries
 from judge.config import JOB_SIDE_FIELDS, JudgeConfig
-from judge.serve_app import JudgeCallFailed, build_app, running_replicas, score_timeout_s
+from judge.serve_app import JudgeCallFailed, JudgeOutput, build_app, running_replicas, score_timeout_s
 from judge.serve_config import JudgePoolConfig, check_http_exposure, is_loopback, validate_pool_config
 from rollout.batch import TrajectoryBatch
 from scenarios.schema import ScenarioRow
@@ -60,25 +61,14 @@ def _score_via_ingress(app_name: str, batch: TrajectoryBatch, timeout_s: float) 
 
 
 @ray.remote(num_cpus=0)
-def _judge_canaries(
-    app_name: str, judge_cfg: JudgeConfig, rows: list[ScenarioRow], step: int, pairs: int, timeout_s: float
-) -> CanaryReport:
-    """Zero-CPU hop that judges step `step`'s canaries through the pool and grades them (judge/canary.py).
+def _judge_canaries(pool: JudgePool, rows: list[ScenarioRow], step: int, pairs: int) -> CanaryReport:
+    """Zero-CPU hop that judges step `step`'s canaries through `pool` and grades them (judge/canary.py).
 
-    The requests go through the ingress's `judge_many`, the path every rollout request takes to the
+    The requests go through `JudgePool.judge`, the ingress path every rollout request takes to the
     replicas, and nothing they return reaches a reward.
-
-    Raises:
-        TimeoutError: the ingress did not answer within `timeout_s`; the message names the app and step.
     """
-    probes = canary_probes(rows, step, pairs, judge_cfg)
-    try:
-        handle = serve.get_app_handle(app_name)
-        outputs = handle.judge_many.remote([p.request for p in probes]).result(timeout_s=timeout_s)
-    except TimeoutError:
-        raise TimeoutError(
-            f"judge pool {app_name!r} did not judge step {step}'s canaries within {timeout_s:g} s"
-        ) from None
+    probes = canary_probes(rows, step, pairs, pool.judge_cfg)
+    outputs = pool.judge([p.request for p in probes], f"step {step}'s canaries")
     texts = [JudgeCallFailed(out.error) if out.error else out.text for out in outputs]
     return grade_canaries(probes, texts, [out.judge_model for out in outputs])
 
@@ -167,7 +157,8 @@ def _settings_mismatches(job: JudgeConfig, pool: JudgeConfig) -> list[str]:
 
 
 class JudgePool:
-    """Handle on a running judge application; cheap to construct, safe to share by app name.
+    """Handle on a running judge application; cheap to construct, safe to share by app name, and sent
+    as is to the zero-CPU tasks that judge next to the pool (canaries, training's dev/test evaluation).
 
     `pool_cfg` is None for a pool this process attached to (`attach`): someone else's app, which is
     never rescaled or deleted from here.
@@ -321,7 +312,33 @@ class JudgePool:
             step: the training step; picks the rows (rotating) and keeps the requests out of the verdict cache.
             pairs: canary rows to judge, two requests each (docs/architecture.md §1.6).
         """
-        return _judge_canaries.remote(self.app_name, self.judge_cfg, rows_ref, step, pairs, self.score_deadline_s)
+        return _judge_canaries.remote(self, rows_ref, step, pairs)
+
+    def judge(self, requests: list[JudgeRequest], what: str) -> list[JudgeOutput]:
+        """One output per rendered request (pointwise or pairwise, in order), judged by this pool's replicas.
+
+        The one way to the pool for requests a caller renders itself (training's dev/test evaluation,
+        `evaluate`, canaries): they share the ingress's cache, retries and fan-out with rollout scoring,
+        and the same deadline. A failed judgement comes back as an output with `error` set, never raised.
+        Call it where the payloads already are: it blocks and returns them to the calling process.
+
+        Args:
+            requests: the requests; none means no call.
+            what: what is being judged, for the timeout message (`step 3's canaries`).
+
+        Raises:
+            TimeoutError: the ingress did not answer within `score_deadline_s` (its own requests have
+                deadlines, so only a hung ingress gets here); the message names the app and `what`.
+        """
+        if not requests:
+            return []
+        handle = serve.get_app_handle(self.app_name)
+        try:
+            return handle.judge_many.remote(requests).result(timeout_s=self.score_deadline_s)
+        except TimeoutError:
+            raise TimeoutError(
+                f"judge pool {self.app_name!r} did not judge {what} within {self.score_deadline_s:g} s"
+            ) from None
 
     def set_min_replicas(self, n: int, *, wait: bool = False) -> None:
         """Raise (before a rollout wave) or lower (while the learner works) the replica floor."""

@@ -58,10 +58,7 @@ class EvalJudge:
         if not requests:
             return []
         if self._pool is not None:
-            from ray import serve
-
-            handle = serve.get_app_handle(self._pool.app_name)
-            verdicts = handle.judge_many.remote(requests).result(timeout_s=self._pool.score_deadline_s)
+            verdicts = self._pool.judge(requests, f"{len(requests)} evaluation requests")
             return [(v.text, v.error) for v in verdicts]
         try:
             outputs = self._backend.complete(requests)

@@ -216,12 +216,9 @@ class TrainingSession:
         refs = self.rollout.async_generate(
             ids, policy_version=policy_version, seed=10_000_019 + self.cfg.trainer.seed, samples_per_prompt=samples
         )
-        app, judge_s = self.judge.app_name, self.deadlines.judge_s
-        result = evaluate_split_batch.remote(
-            app, self.cfg.judge, self.rows_ref, EVAL_SPLITS[split], ids, samples, judge_s, *refs
-        )
+        result = evaluate_split_batch.remote(self.judge, self.rows_ref, EVAL_SPLITS[split], ids, samples, *refs)
         what = f"{split} evaluation (generation on {len(refs)} engines, then judging)"
-        return get_all([result], [what], self.deadlines.generate_s + judge_s, self.fetcher.get)[0]
+        return get_all([result], [what], self.deadlines.generate_s + self.deadlines.judge_s, self.fetcher.get)[0]
 
     def close(self) -> None:
         for name in ("judge", "rollout", "learner"):

@@ -13,12 +13,12 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 
 import ray
-from ray import serve
 
 from jobs.evaluation.metrics import GradedAnswer, LeakOmit, judge_leak_omit, split_rates
 from judge.backends.base import JudgeRequest
 from judge.config import JudgeConfig
 from judge.parsing import failed_verdict, parse_pointwise
+from judge.pool import JudgePool
 from judge.prompts import pointwise_messages
 from judge.reward import candidate_text
 from rollout.answers import parse_answer
@@ -87,25 +87,22 @@ def graded_answers(
 
 @ray.remote(num_cpus=0)
 def evaluate_split_batch(
-    app_name: str,
-    judge_cfg: JudgeConfig,
+    pool: JudgePool,
     rows: dict[str, ScenarioRow],
     prefix: str,
     expected_ids: list[str],
     samples_per_prompt: int,
-    judge_timeout_s: float,
     *batches: TrajectoryBatch,
 ) -> dict[str, float | None]:
-    """Judge the usable samples through the judge pool, grade them with the oracle, and return
-    `split_rates` with keys `<prefix>/unusable_rate`, `<prefix>/judge/leak_among_usable`, ...
+    """Judge the usable samples through `pool` (`JudgePool.judge`, within its deadline), grade them with
+    the oracle, and return `split_rates` with keys `<prefix>/unusable_rate`, `<prefix>/judge/leak_among_usable`, ...
 
-    `rows` are the full rows (the oracle needs ground truth); the requests carry judge views only.
-    `judge_timeout_s` bounds the judge pool's answer (`judge.serve_app.score_timeout_s`).
+    `rows` are the full rows (the oracle needs ground truth); the requests carry judge views only and are
+    rendered with the pool's judge settings (those of the job, checked when a shared pool is attached).
     """
     batch = TrajectoryBatch.concat(batches)
-    requests = judge_requests(prefix, judge_cfg, rows, batch.scenario_ids, batch.completion_texts)
-    handle = serve.get_app_handle(app_name)
-    results = handle.judge_many.remote(list(requests.values())).result(timeout_s=judge_timeout_s) if requests else []
+    requests = judge_requests(prefix, pool.judge_cfg, rows, batch.scenario_ids, batch.completion_texts)
+    results = pool.judge(list(requests.values()), f"{len(requests)} {prefix} answers")
     judged = {}
     for i, result in zip(requests, results, strict=True):
         verdict = failed_verdict("pointwise", result.error) if result.error else parse_pointwise(result.text)
