@@ -1,11 +1,13 @@
-"""Row and batch builders shared by the pure judge tests (hand-made rows, no dataset files), and the
-module-scoped Ray cluster the Serve pool tests share."""
+"""Row and batch builders shared by the pure judge tests (hand-made rows, no dataset files), the
+module-scoped Ray cluster the Serve pool tests share, and a stub OpenAI-compatible chat endpoint."""
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -27,6 +29,50 @@ def ray_cluster(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     serve.shutdown()
     ray.shutdown()
+
+
+# A stub endpoint's behaviour: (request path, JSON body, headers) -> (status, JSON payload, extra headers).
+ChatAnswer = Callable[[str, dict[str, Any], Mapping[str, str]], tuple[int, dict[str, Any], dict[str, str]]]
+
+
+class _ChatStubHandler(BaseHTTPRequestHandler):
+    """Serves POSTs with the `answer` function of the subclass `chat_stub` makes per endpoint."""
+
+    answer: ChatAnswer
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server naming)
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        status, payload, headers = type(self).answer(self.path, body, self.headers)
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:  # keep pytest output quiet
+        pass
+
+
+@pytest.fixture()
+def chat_stub() -> Iterator[Callable[[ChatAnswer], str]]:
+    """Start OpenAI-compatible endpoints on 127.0.0.1 that answer with a given function; returns each base URL."""
+    servers: list[tuple[ThreadingHTTPServer, threading.Thread]] = []
+
+    def start(answer_fn: ChatAnswer) -> str:
+        handler = type("ChatStub", (_ChatStubHandler,), {"answer": staticmethod(answer_fn)})
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        servers.append((server, thread))
+        return f"http://127.0.0.1:{server.server_address[1]}/v1"
+
+    yield start
+    for server, thread in servers:
+        server.shutdown()
+        thread.join()
 
 
 def answer(content: str, name: str = ACTION) -> str:

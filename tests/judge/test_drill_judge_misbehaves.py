@@ -17,15 +17,12 @@ the judge model and the step, and train again once the endpoint answers right.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
-import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Sequence
 
 import pytest
 import ray
@@ -300,40 +297,27 @@ def test_hung_replica_turns_into_judge_error_then_is_replaced_and_the_run_contin
 # ---- a judge that drifted: well-formed verdicts, backwards ------------------------------------------------
 
 
-class _DriftingEndpoint(BaseHTTPRequestHandler):
-    """OpenAI-compatible chat endpoint: ScriptedJudge's pairwise verdicts, or their opposite while `drifted`."""
+class _DriftingJudge:
+    """OpenAI-compatible chat answers: ScriptedJudge's pairwise verdicts, or their opposite while `drifted`."""
 
     drifted = True
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server naming)
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+    @classmethod
+    def answer(cls, path: str, body: dict, headers: object) -> tuple[int, dict, dict[str, str]]:
         prompt = body["messages"][-1]["content"]
         # The two candidates sit between the prompt's "## Response 1" / "## Response 2" headings and the task.
         first, second = (
             prompt.split("\n## Response 1\n", 1)[1].split("\n\nCompare Response 1")[0].split("\n\n## Response 2\n")
         )
         score = 2 * ("chemotherapy" in first) - 2 * ("chemotherapy" in second)  # ScriptedJudge's rule
-        verdict = f"Score: {-score if type(self).drifted else score}"
-        data = json.dumps({"choices": [{"index": 0, "message": {"role": "assistant", "content": verdict}}]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: object) -> None:  # keep pytest output quiet
-        pass
+        verdict = f"Score: {-score if cls.drifted else score}"
+        return 200, {"choices": [{"index": 0, "message": {"role": "assistant", "content": verdict}}]}, {}
 
 
 @pytest.fixture()
-def drifting_endpoint() -> Iterator[str]:
-    _DriftingEndpoint.drifted = True
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _DriftingEndpoint)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-    thread.join()
+def drifting_endpoint(chat_stub) -> str:
+    _DriftingJudge.drifted = True
+    return chat_stub(_DriftingJudge.answer)
 
 
 @pytest.mark.integration
@@ -364,7 +348,7 @@ def test_a_drifted_judge_fails_its_canaries_and_the_step_is_skipped(
             "verdicts wrong, 0 of them unparsable), judge model stub-judge-v1" in caplog.text
         )
 
-        _DriftingEndpoint.drifted = False
+        _DriftingJudge.drifted = False
         # Same canary rows as step 0: only a fresh verdict (not the pool's cache) can pass them.
         healthy = loop.run_step(1)
         assert healthy.metrics["judge/canary_accuracy"] == 1.0 and healthy.metrics["judge/canary_unparsable"] == 0.0

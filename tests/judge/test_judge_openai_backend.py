@@ -8,12 +8,10 @@ each failure must stay confined to its own request.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Mapping
 
 import pytest
 
@@ -24,7 +22,9 @@ from scenarios.config import bundled_scenarios_path
 from scenarios.loading import load_rows
 
 
-class _FakeChatServer(BaseHTTPRequestHandler):
+class _FakeChatServer:
+    """What the stub endpoint saw, and how it answers each marker."""
+
     calls: Counter = Counter()
     bodies: list[dict] = []
     auth: list[str] = []
@@ -32,59 +32,37 @@ class _FakeChatServer(BaseHTTPRequestHandler):
     in_flight = 0
     max_in_flight = 0
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server naming)
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        type(self).bodies.append(body)
-        type(self).auth.append(self.headers.get("Authorization", ""))
+    @classmethod
+    def answer(cls, path: str, body: dict, headers: Mapping[str, str]) -> tuple[int, dict, dict[str, str]]:
+        cls.bodies.append(body)
+        cls.auth.append(headers.get("Authorization", ""))
         marker = body["messages"][-1]["content"].split()[0]
-        calls = type(self).calls
-        calls[marker] += 1
-        if self.path != "/v1/chat/completions":
-            return self._reply(404, {"error": "no such route"})
+        cls.calls[marker] += 1
+        if path != "/v1/chat/completions":
+            return 404, {"error": "no such route"}, {}
         if marker == "bad":
-            return self._reply(400, {"error": {"message": "bad request"}})
-        if marker == "broken" or (marker == "flaky" and calls[marker] == 1):
-            return self._reply(503, {"error": {"message": "overloaded"}})
+            return 400, {"error": {"message": "bad request"}}, {}
+        if marker == "broken" or (marker == "flaky" and cls.calls[marker] == 1):
+            return 503, {"error": {"message": "overloaded"}}, {}
         if marker == "slow":
-            cls = type(self)
             with cls.lock:
                 cls.in_flight += 1
                 cls.max_in_flight = max(cls.max_in_flight, cls.in_flight)
             time.sleep(0.05)  # server-side latency, so concurrent requests overlap
             with cls.lock:
                 cls.in_flight -= 1
-        if marker == "limited" and calls[marker] == 1:
-            return self._reply(429, {"error": {"message": "slow down"}}, {"Retry-After": "0"})
-        self._reply(
-            200, {"choices": [{"index": 0, "message": {"role": "assistant", "content": f"Score: 1 ({marker})"}}]}
-        )
-
-    def _reply(self, status: int, payload: dict, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: object) -> None:  # keep pytest output quiet
-        pass
+        if marker == "limited" and cls.calls[marker] == 1:
+            return 429, {"error": {"message": "slow down"}}, {"Retry-After": "0"}
+        return 200, {"choices": [{"index": 0, "message": {"role": "assistant", "content": f"Score: 1 ({marker})"}}]}, {}
 
 
 @pytest.fixture()
-def server_url() -> Iterator[str]:
+def server_url(chat_stub) -> str:
     _FakeChatServer.calls = Counter()
     _FakeChatServer.bodies = []
     _FakeChatServer.auth = []
     _FakeChatServer.max_in_flight = 0
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeChatServer)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-    thread.join()
+    return chat_stub(_FakeChatServer.answer)
 
 
 ROW = load_rows(bundled_scenarios_path(), max_rows=1).rows[0]
