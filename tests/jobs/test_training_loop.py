@@ -237,7 +237,10 @@ def test_dead_learner_rank_fails_the_step_at_once_while_its_peer_hangs(local_ray
     cfg = TrainerConfig(num_steps=1, prompts_per_step=2)
     schedule = PromptSchedule([f"s{i}" for i in range(4)], prompts_per_step=2, seed=0)
     deadlines = StageDeadlines(generate_s=60, judge_s=60, learn_s=60)  # far away: fail-fast must act, not these
-    loop = RLLoop(cfg, schedule, Rollout(), Judge(), learner, max_invalid_fraction=0.5, deadlines=deadlines)
+    rollout = Rollout()
+    # Every actor is up before the clock starts: on a loaded box their start-up alone took 15 s.
+    ray.get([actor.__ray_ready__.remote() for actor in (rollout.engine, learner.blocked, learner.dying)])
+    loop = RLLoop(cfg, schedule, rollout, Judge(), learner, max_invalid_fraction=0.5, deadlines=deadlines)
     start = time.perf_counter()
     with pytest.raises(ActorCallError, match=r"^learner rank 1 \(train step 0\) failed: ActorDiedError"):
         loop.run_step(0)
