@@ -32,8 +32,9 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import ray
 
@@ -133,15 +134,45 @@ class StepResult:
     trained: bool
 
 
+class RolloutWorkers(Protocol):
+    """What the loop needs of the rollout engines (actors.rollout_pool.RolloutPool); one ref per engine."""
+
+    def async_generate(
+        self, scenario_ids: Sequence[str], policy_version: int = 0, seed: int | None = None
+    ) -> list[ray.ObjectRef]: ...
+
+    def async_update_weights(self, update: Any) -> list[ray.ObjectRef]: ...
+
+
+class Judges(Protocol):
+    """What the loop needs of the judge pool (judge.pool.JudgePool)."""
+
+    def async_score(self, batch_ref: ray.ObjectRef) -> ray.ObjectRef: ...
+
+    def async_canaries(self, rows_ref: ray.ObjectRef, step: int, pairs: int) -> ray.ObjectRef: ...
+
+    def set_min_replicas(self, n: int) -> None: ...
+
+
+class Learners(Protocol):
+    """What the loop needs of the learner ranks (jobs.training.session.LearnerGroup); one ref per rank."""
+
+    num_ranks: int
+
+    def async_train_step(self, shard_refs: list[ray.ObjectRef]) -> list[ray.ObjectRef]: ...
+
+    def async_export_weights(self, version: int) -> list[ray.ObjectRef]: ...
+
+
 class RLLoop:
     """Runs training steps against already-started components (see jobs/training/session.py).
 
     Args:
         cfg: the trainer section of the config.
         schedule: which scenario ids each step uses.
-        rollout: a RolloutPool (`async_generate`, `async_update_weights`; one ref per engine).
-        judge: a JudgePool (`async_score`, `set_min_replicas`; `async_canaries` when `canary_rows` is given).
-        learner: a LearnerGroup (`async_train_step`, `async_export_weights`; one ref per rank, rank 0 first).
+        rollout: the rollout engines.
+        judge: the judge pool (`async_canaries` is called only when `canary_rows` is given).
+        learner: the learner ranks (rank 0's ref first).
         max_invalid_fraction: skip a step whose judged samples are invalid beyond this fraction.
         deadlines: how long each stage may take.
         policy_version: weights version the engines hold now (the learner's step count).
@@ -152,9 +183,9 @@ class RLLoop:
         self,
         cfg: TrainerConfig,
         schedule: PromptSchedule,
-        rollout: Any,
-        judge: Any,
-        learner: Any,
+        rollout: RolloutWorkers,
+        judge: Judges,
+        learner: Learners,
         *,
         max_invalid_fraction: float,
         deadlines: StageDeadlines,
