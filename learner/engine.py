@@ -31,8 +31,10 @@ from rollout.batch import TrajectoryBatch
 
 logger = logging.getLogger(__name__)
 
-# Per-step sums all-reduced across ranks, in this order; metrics are ratios of them.
-_SUMS = ("policy_loss", "kl", "ratio", "clipped", "tokens", "samples")
+# Per-step sums all-reduced across ranks, in this order; metrics are ratios of them. Each micro-batch
+# returns the _MICRO_SUMS; the step adds its number of samples.
+_MICRO_SUMS = ("policy_loss", "kl", "ratio", "clipped", "tokens")
+_SUMS = (*_MICRO_SUMS, "samples")
 
 
 def deepspeed_config(cfg: LearnerConfig, *, with_optimizer: bool) -> dict[str, Any]:
@@ -141,7 +143,7 @@ class LearnerEngine:
 
     # ---- training ---------------------------------------------------------------------------------
     def _micro_step(self, mb: MicroBatch, scale: float) -> torch.Tensor:
-        """Forward + backward of one micro-batch; returns this micro-batch's sums (see _SUMS)."""
+        """Forward + backward of one micro-batch; returns this micro-batch's _MICRO_SUMS, in order."""
         logits = completion_logits(self.engine, mb, self.cfg.temperature)
         logprobs = token_logprobs(logits, mb.targets)
         out = policy_loss(self.cfg.loss, logprobs, mb.old_logprobs, mb.advantages, mb.mask, self.loss_params)
@@ -197,8 +199,8 @@ class LearnerEngine:
             if i < len(micro_batches):
                 sample_tokens += sum(len(p) + len(c) for p, c in zip(part.prompt_ids, part.completion_ids, strict=True))
                 computed_tokens += mb.num_tokens
-            sums[:5] += self._micro_step(mb, scale).double()
-        sums[5] = len(valid)
+            sums[: len(_MICRO_SUMS)] += self._micro_step(mb, scale).double()
+        sums[_SUMS.index("samples")] = len(valid)
         lr = float(self.engine.get_lr()[0])  # the rate this step uses; the scheduler advances in step()
         self.engine.step()
         self.step += 1

@@ -260,25 +260,21 @@ class RolloutEngine:
         n = samples_per_prompt or self.cfg.samples_per_prompt
         params = [self._sampling(n, greedy, None if seed is None else seed + group_ids[i] * n) for i in kept]
         outputs = self._engine().generate(prompts, params, use_tqdm=False) if prompts else []
-        columns: dict[str, list] = {k: [] for k in ("s", "g", "p", "c", "l", "t", "f")}
-        for i, prompt, out in zip(kept, prompts, outputs, strict=True):
-            for sample in out.outputs:
-                ids = list(sample.token_ids)
-                columns["s"].append(scenario_ids[i])
-                columns["g"].append(group_ids[i])
-                columns["p"].append(list(prompt["prompt_token_ids"]))
-                columns["c"].append(ids)
-                columns["l"].append([float(pos[tok].logprob) for pos, tok in zip(sample.logprobs, ids, strict=True)])
-                columns["t"].append(sample.text)
-                columns["f"].append(str(sample.finish_reason))
+        # (prompt index, prompt, one of its samples), in prompt order: one TrajectoryBatch entry each
+        drawn = [
+            (i, prompt, sample) for i, prompt, out in zip(kept, prompts, outputs, strict=True) for sample in out.outputs
+        ]
         return TrajectoryBatch(
-            scenario_ids=columns["s"],
-            group_ids=columns["g"],
-            prompt_ids=columns["p"],
-            completion_ids=columns["c"],
-            completion_logprobs=columns["l"],
-            completion_texts=columns["t"],
-            finish_reasons=columns["f"],
+            scenario_ids=[scenario_ids[i] for i, _, _ in drawn],
+            group_ids=[group_ids[i] for i, _, _ in drawn],
+            prompt_ids=[list(prompt["prompt_token_ids"]) for _, prompt, _ in drawn],
+            completion_ids=[list(sample.token_ids) for _, _, sample in drawn],
+            completion_logprobs=[
+                [float(pos[tok].logprob) for pos, tok in zip(sample.logprobs, sample.token_ids, strict=True)]
+                for _, _, sample in drawn
+            ],
+            completion_texts=[sample.text for _, _, sample in drawn],
+            finish_reasons=[str(sample.finish_reason) for _, _, sample in drawn],
             policy_version=policy_version,
         )
 
