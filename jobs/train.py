@@ -17,6 +17,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import sys
 import time
 from typing import Any
@@ -185,7 +186,8 @@ def run(cfg: TrainConfig, folder: RunFolder, *, resume: bool) -> dict[str, Any]:
             initial=start_step,
             total=tcfg.num_steps,
             desc="train",
-            disable=not tcfg.enable_progress_bar,
+            # Not redrawn into a CI log, where a bar is hundreds of partial lines; metrics.jsonl has every step.
+            disable=not tcfg.enable_progress_bar or (os.environ.get("CI") == "true" and not sys.stderr.isatty()),
         )
         for step in bar:
             result = loop.run_step(step)

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 # Bump when the build recipe changes in a way the config does not capture, so stale caches are not reused.
-BUILD_VERSION = 4
+BUILD_VERSION = 5
 # Checkpoints built by `privacyalign build-model --ship` and committed, one folder per config hash: a
 # fresh machine copies the default agent from here instead of spending minutes of its CPU building it.
 SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
@@ -80,7 +80,7 @@ class TinyModelConfig:
     # Seed for tokenizer-independent randomness: weight init, warm-start batch order.
     seed: int = 0
     # Supervised warm-start optimizer steps on (prompt → reference answer); 0 = random init only.
-    warm_start_steps: int = 3000
+    warm_start_steps: int = 2500
     # Peak AdamW learning rate of the warm start (linear warm-up, cosine decay to 10 %).
     warm_start_lr: float = 1.5e-3
     # (prompt, answer) pairs per warm-start step.
@@ -96,6 +96,15 @@ class TinyModelConfig:
     warm_start_synthetic_share: float = 0.5
     # Prompt style the warm-start prompts are rendered in (a key of rollout.prompts.SYSTEM_PROMPTS).
     prompt_style: str = "compact"
+    # Share one matrix between input embeddings and output head (as small Qwen2 checkpoints do). Off: tied,
+    # the nine month names, which behave alike everywhere, collapsed to one direction (mean cosine 0.98)
+    # and were copied out of the prompt at chance (15 %); untied and with fact_loss_weight 5 a probe copied
+    # them 100 % right from step 750 of 1,000 (tied with the same weight: 18 %).
+    tie_embeddings: bool = False
+    # Loss weight of the answer tokens that spell a relevant fact or the private matter (the tokens to be
+    # copied out of the prompt); the rest of an answer is a template the model learns anyway, and at
+    # weight 1 it outweighed the copying signal about 60 to 1 per answer.
+    fact_loss_weight: float = 5.0
 
     def __post_init__(self) -> None:
         FieldChecks(self, "model.tiny").done()  # finite floats; the checks below stop at the first error
@@ -113,6 +122,10 @@ class TinyModelConfig:
             raise ValueError("warm_start_steps must be >= 0, warm_start_batch_size >= 1 and warm_start_lr > 0")
         if self.prompt_style not in SYSTEM_PROMPTS:
             raise ValueError(f"unknown prompt_style {self.prompt_style!r}; valid: {sorted(SYSTEM_PROMPTS)}")
+        if self.fact_loss_weight < 1:
+            raise ValueError(
+                f"fact_loss_weight must be >= 1 (facts count at least as much), got {self.fact_loss_weight}"
+            )
         if not 0 <= self.warm_start_synthetic_share <= 1:
             raise ValueError(f"warm_start_synthetic_share must be in [0, 1], got {self.warm_start_synthetic_share}")
         if self.warm_start_generated_rows < 0 or (self.warm_start_generated_rows and self.source_rows):
@@ -124,7 +137,13 @@ class TinyModelConfig:
 TINY_MODEL_SIZES: dict[str, TinyModelConfig] = {
     "tiny": TinyModelConfig(),
     "w1": TinyModelConfig(
-        vocab_size=4096, hidden_size=256, num_layers=4, num_heads=4, intermediate_size=1024, warm_start_steps=0
+        vocab_size=4096,
+        hidden_size=256,
+        num_layers=4,
+        num_heads=4,
+        intermediate_size=1024,
+        warm_start_steps=0,
+        tie_embeddings=True,  # the workload every benchmark row so far was measured on
     ),
 }
 
@@ -188,10 +207,30 @@ def _train_tokenizer(cfg: TinyModelConfig, texts: list[str]) -> PreTrainedTokeni
     )
 
 
+@dataclass(frozen=True)
+class WarmStartPair:
+    """One supervised example: prompt ids, answer ids (ending in <|im_end|>) and a loss weight per answer id."""
+
+    prompt: list[int]
+    answer: list[int]
+    weights: list[float]
+
+
+def _fact_spans(row: ScenarioRow, text: str) -> list[tuple[int, int]]:
+    """Character spans of `text` that spell a relevant fact or a surface form of the private matter."""
+    spans = []
+    for fact in (*row.relevant_facts, *(row.sensitive_surface_forms or row.sensitive_facts)):
+        start = text.find(fact)
+        while fact and start >= 0:
+            spans.append((start, start + len(fact)))
+            start = text.find(fact, start + 1)
+    return spans
+
+
 def _warm_start_pairs(
     cfg: TinyModelConfig, tokenizer: PreTrainedTokenizerBase, rows: list[ScenarioRow]
-) -> list[tuple[list[int], list[int]]]:
-    """(prompt ids, answer ids + <|im_end|>) for both references of every row; overlong pairs are dropped."""
+) -> list[WarmStartPair]:
+    """Both references of every row as pairs, fact tokens weighted; overlong pairs are dropped."""
     pairs, dropped = [], 0
     for row in rows:
         prompt = tokenizer.apply_chat_template(
@@ -199,11 +238,17 @@ def _warm_start_pairs(
         )
         prompt_ids = tokenizer.encode(prompt, add_special_tokens=False)
         for which in (0, 1):
-            answer_ids = tokenizer.encode(reference_answer(row, which) + IM_END, add_special_tokens=False)
-            if len(prompt_ids) + len(answer_ids) > cfg.max_position_embeddings:
+            answer = reference_answer(row, which) + IM_END
+            encoded = tokenizer(answer, add_special_tokens=False, return_offsets_mapping=True)
+            if len(prompt_ids) + len(encoded["input_ids"]) > cfg.max_position_embeddings:
                 dropped += 1
                 continue
-            pairs.append((prompt_ids, answer_ids))
+            spans = _fact_spans(row, answer)
+            weights = [
+                cfg.fact_loss_weight if any(s < end and start < e for s, e in spans) else 1.0
+                for start, end in encoded["offset_mapping"]
+            ]
+            pairs.append(WarmStartPair(prompt_ids, encoded["input_ids"], weights))
     if dropped:
         logger.warning("warm start: dropped %d pairs longer than %d tokens", dropped, cfg.max_position_embeddings)
     return pairs
@@ -227,23 +272,29 @@ def _warm_start_rows(cfg: TinyModelConfig, source: Path) -> list[ScenarioRow]:
 
 
 def _padded_batch(
-    batch: list[tuple[list[int], list[int]]], pad_id: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(input ids, labels on the answer tokens only, attention mask), right-padded to the longest pair."""
-    width = max(len(p) + len(a) for p, a in batch)
+    batch: list[WarmStartPair], pad_id: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(input ids, labels on the answer tokens only, attention mask, label weights), right-padded.
+
+    Labels and weights are aligned with the *next* token: position t holds the target of logits[t].
+    """
+    width = max(len(pair.prompt) + len(pair.answer) for pair in batch)
     input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
     labels = torch.full((len(batch), width), -100, dtype=torch.long)
     attention = torch.zeros((len(batch), width), dtype=torch.long)
-    for i, (prompt, answer) in enumerate(batch):
-        seq = prompt + answer
+    weights = torch.zeros((len(batch), width))
+    for i, pair in enumerate(batch):
+        seq = pair.prompt + pair.answer
         input_ids[i, : len(seq)] = torch.tensor(seq)
-        labels[i, len(prompt) : len(seq)] = torch.tensor(answer)
         attention[i, : len(seq)] = 1
-    return input_ids, labels, attention
+        start = len(pair.prompt) - 1
+        labels[i, start : len(seq) - 1] = torch.tensor(pair.answer)
+        weights[i, start : len(seq) - 1] = torch.tensor(pair.weights)
+    return input_ids, labels, attention, weights
 
 
 @torch.no_grad()
-def answer_token_accuracy(model: PreTrainedModel, pairs: list[tuple[list[int], list[int]]], pad_id: int) -> float:
+def answer_token_accuracy(model: PreTrainedModel, pairs: list[WarmStartPair], pad_id: int) -> float:
     """Teacher-forced next-token accuracy on the answers of `pairs` (how much of an answer the model gets).
 
     On held-out rows this is mostly copying: every answer token but the leak choice is in the prompt.
@@ -252,11 +303,10 @@ def answer_token_accuracy(model: PreTrainedModel, pairs: list[tuple[list[int], l
     model.eval()
     correct = total = 0
     for start in range(0, len(pairs), 16):
-        input_ids, labels, attention = _padded_batch(pairs[start : start + 16], pad_id)
-        predicted = model(input_ids=input_ids, attention_mask=attention).logits[:, :-1].argmax(-1)
-        target = labels[:, 1:]
-        mask = target != -100
-        correct += int(((predicted == target) & mask).sum())
+        input_ids, labels, attention, _ = _padded_batch(pairs[start : start + 16], pad_id)
+        predicted = model(input_ids=input_ids, attention_mask=attention).logits.argmax(-1)
+        mask = labels != -100
+        correct += int(((predicted == labels) & mask).sum())
         total += int(mask.sum())
     model.train(was_training)
     return correct / max(1, total)
@@ -265,11 +315,14 @@ def answer_token_accuracy(model: PreTrainedModel, pairs: list[tuple[list[int], l
 def _warm_start(
     cfg: TinyModelConfig,
     model: PreTrainedModel,
-    pairs: list[tuple[list[int], list[int]]],
-    dev_pairs: list[tuple[list[int], list[int]]],
+    pairs: list[WarmStartPair],
+    dev_pairs: list[WarmStartPair],
     pad_id: int,
 ) -> dict[str, float]:
     """Supervised fine-tuning on the answer tokens only, logging held-out answer accuracy on the way.
+
+    The loss is the weighted sum of answer-token cross-entropies over the number of answer tokens, so
+    fact tokens count `fact_loss_weight` times and the scale matches the unweighted mean at weight 1.
 
     Returns the mean loss of the last 10 steps and the final dev answer-token accuracy.
     """
@@ -295,8 +348,12 @@ def _warm_start(
             queue.extend(epoch)
         batch = [pairs[i] for i in queue[: cfg.warm_start_batch_size]]
         del queue[: cfg.warm_start_batch_size]
-        input_ids, labels, attention = _padded_batch(batch, pad_id)
-        loss = model(input_ids=input_ids, attention_mask=attention, labels=labels).loss
+        input_ids, labels, attention, weights = _padded_batch(batch, pad_id)
+        logits = model(input_ids=input_ids, attention_mask=attention).logits
+        token_loss = torch.nn.functional.cross_entropy(
+            logits.transpose(1, 2), labels, ignore_index=-100, reduction="none"
+        )
+        loss = (token_loss * weights).sum() / (labels != -100).sum()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -339,7 +396,7 @@ def _build(cfg: TinyModelConfig, out_dir: Path) -> dict[str, float | None]:
         num_attention_heads=cfg.num_heads,
         num_key_value_heads=cfg.num_heads,
         max_position_embeddings=cfg.max_position_embeddings,
-        tie_word_embeddings=True,
+        tie_word_embeddings=cfg.tie_embeddings,
         bos_token_id=tokenizer.convert_tokens_to_ids(IM_START),
         eos_token_id=im_end_id,
         pad_token_id=pad_id,
