@@ -42,13 +42,21 @@ class ModelConfig:
 class TrainConfig:
     """Everything `privacyalign train` needs; saved resolved into every run and checkpoint."""
 
+    # Where the job runs: an embedded local Ray cluster or an existing one.
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    # Which scenario rows the job trains and evaluates on.
     data: DataConfig = field(default_factory=DataConfig)
+    # The policy being trained.
     model: ModelConfig = field(default_factory=ModelConfig)
+    # The vLLM engines: sampling, placement and weight sync.
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    # What the judge is asked and how its verdicts become rewards.
     judge: JudgeConfig = field(default_factory=JudgeConfig)
+    # The job's own autoscaled judge pool on Ray Serve and its model backends (not a shared judge.pool's).
     judge_pool: JudgePoolConfig = field(default_factory=JudgePoolConfig)
+    # The learner ranks: DeepSpeed engine, optimiser, loss, KL and checkpoints.
     learner: LearnerConfig = field(default_factory=LearnerConfig)
+    # The driver: steps, schedule, evaluation and checkpoint cadence, run storage.
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
 
