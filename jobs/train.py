@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from actors.group import ActorCallError
 from cluster.storage import RunStorage
-from jobs.config import TrainConfig, load_train_config
+from jobs.config import TrainConfig, defaults_yaml, load_train_config
 from jobs.config_loading import ConfigError, save_config
 from jobs.evaluation.report import split_rate_table
 from jobs.run_files import write_atomic
@@ -66,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
         "saved config (overrides still apply, e.g. trainer.num_steps=80 to extend it)",
     )
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    parser.add_argument(
+        "--print-defaults",
+        action="store_true",
+        help="print every config field with its default and its comment from the source, and exit "
+        "(this is jobs/presets/defaults.yaml)",
+    )
     parser.add_argument(
         "overrides",
         nargs="*",
@@ -220,6 +226,9 @@ def run(cfg: TrainConfig, folder: RunFolder, *, resume: bool) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.print_defaults:
+        print(defaults_yaml(), end="")
+        return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         cfg, folder = _load(args)

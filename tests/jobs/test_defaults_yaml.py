@@ -1,0 +1,55 @@
+"""The committed jobs/presets/defaults.yaml is what `privacyalign train --print-defaults` prints now: every
+field, its default and its source comment, loading back to the defaults."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from omegaconf import OmegaConf
+
+from jobs.config import TrainConfig
+from jobs.config_loading import PRESETS_DIR, load_config
+from jobs.train import main
+
+DEFAULTS_FILE = PRESETS_DIR / "defaults.yaml"
+
+
+def test_committed_defaults_yaml_is_what_print_defaults_prints(capsys):
+    assert main(["--print-defaults"]) == 0
+    assert DEFAULTS_FILE.read_text(encoding="utf-8") == capsys.readouterr().out, (
+        "jobs/presets/defaults.yaml is stale (a config field, default or comment changed): regenerate it with "
+        "`privacyalign train --print-defaults > jobs/presets/defaults.yaml`"
+    )
+
+
+def test_defaults_yaml_loads_back_to_the_defaults():
+    assert load_config(TrainConfig, DEFAULTS_FILE) == TrainConfig()
+
+
+def _leaf_fields(cfg: object, prefix: str = "") -> list[str]:
+    """Dotted names of every field of `cfg` that holds a value rather than a nested section."""
+    paths = []
+    for field in dataclasses.fields(cfg):
+        value = getattr(cfg, field.name)
+        if dataclasses.is_dataclass(value):
+            paths += _leaf_fields(value, f"{prefix}{field.name}.")
+        else:
+            paths.append(prefix + field.name)
+    return paths
+
+
+def test_defaults_yaml_spells_out_every_field():
+    bare = OmegaConf.load(DEFAULTS_FILE)  # not merged onto the schema, which would fill in any field left out
+    absent = object()
+    missing = [path for path in _leaf_fields(TrainConfig()) if OmegaConf.select(bare, path, default=absent) is absent]
+    assert missing == []
+
+
+def test_a_field_has_its_source_comment_right_above_it():
+    # learner.temperature: a two-line comment in learner/config.py, distinct from rollout.temperature's.
+    expected = (
+        "  # Sampling temperature of the rollout engines (must equal rollout.temperature): logits are divided\n"
+        "  # by it so logπ matches vLLM's processed logprobs, the importance ratio's logπ_old.\n"
+        "  temperature: 1.0\n"
+    )
+    assert expected in DEFAULTS_FILE.read_text(encoding="utf-8")
