@@ -255,7 +255,8 @@ def test_hung_replica_turns_into_judge_error_then_is_replaced_and_the_run_contin
     )
     pool = JudgePool.start(JudgeConfig(), pool_cfg, rows)
     step = [["safe", "leaky", "safe", "leaky"]] * 2
-    rollout, learner = ScriptedRollout(make_answer, [step] * 3), RecordingLearner()
+    # Enough waves for the steps the run goes on taking while Serve swaps the replica.
+    rollout, learner = ScriptedRollout(make_answer, [step] * 60), RecordingLearner()
     loop = loop_for(rows, pool, learner, rollout, max_invalid_fraction=0.5)
     stopped = 0
     try:
@@ -278,12 +279,23 @@ def test_hung_replica_turns_into_judge_error_then_is_replaced_and_the_run_contin
             assert time.monotonic() < deadline, "Serve did not replace the hung replica within 120 s"
             time.sleep(0.5)
         replaced_s = time.perf_counter() - hung_at
-        resumed = loop.run_step(2)
+        # The run goes on as a user's would. Serve's status can report the new replica RUNNING before the
+        # ingress routes to it (seen on a loaded CI box: the next step still met the deadline), so steps may
+        # be skipped a while longer; each request must then be a masked judge_error, never a made-up reward.
+        step_index = 2
+        while True:
+            resumed = loop.run_step(step_index)
+            statuses = sum(resumed.metrics.get(f"judge/status_{s}", 0.0) for s in ("ok", "judge_error"))
+            assert statuses == 8.0, resumed.metrics
+            if resumed.trained:
+                break
+            assert len(learner.trained_on) == 1 and time.monotonic() < deadline, "no step trained within 120 s"
+            step_index += 1
         recovered_s = time.perf_counter() - hung_at
-        assert resumed.trained and resumed.metrics["judge/status_ok"] == 8.0 and len(learner.trained_on) == 2
+        assert len(learner.trained_on) == 2
         print(
             f"\nhung replica: step skipped after {hung_s:.1f} s (deadline {pool_cfg.request_timeout_s:g} s), "
-            f"replica replaced {replaced_s:.1f} s after the hang, next step trained {recovered_s:.1f} s after it"
+            f"replica replaced {replaced_s:.1f} s after the hang, step {step_index} trained {recovered_s:.1f} s after it"
         )
     finally:
         if stopped:
