@@ -80,13 +80,11 @@ class RolloutConfig:
     dispatch_chunk_prompts: int = 4
     # Weight sync transport: object_store (CPU, any topology) or collective (NCCL broadcast, GPUs).
     weight_sync: str = "object_store"
-    # Target size of one weight bucket, in bytes (bounds peak memory of an update).
-    weight_bucket_bytes: int = 256 * 1024**2
 
     def __post_init__(self) -> None:
         checks = FieldChecks(self, "rollout")
         checks.bounds("num_engines", "tensor_parallel_size", "max_model_len", "max_num_seqs", ge=1)
-        checks.bounds("samples_per_prompt", "max_tokens", "dispatch_chunk_prompts", "weight_bucket_bytes", ge=1)
+        checks.bounds("samples_per_prompt", "max_tokens", "dispatch_chunk_prompts", ge=1)
         checks.bounds("num_cpus_per_engine", "num_gpus_per_engine", ge=0)
         checks.bounds("call_timeout_s", gt=0, hint=" seconds")
         checks.run(check_custom_resources, "rollout.resources_per_engine", self.resources_per_engine)

@@ -22,6 +22,7 @@ import torch
 from jobs.benchmarks.models import ensure_bench_model
 from jobs.benchmarks.report import SectionResult
 from jobs.benchmarks.workloads import ModelShape, Workload
+from learner.config import LearnerConfig
 from rollout.config import RolloutConfig
 from rollout.weight_sync import publish_update
 
@@ -46,6 +47,8 @@ MEMORY_MULTIPLE = 6
 ENGINE_OVERHEAD = 3 * 1024**3
 # Timed in-process copies per shape (cheap, and noisy one at a time).
 MEMCPY_REPEATS = 10
+# The bucket size training exports with, so the bench measures the sync a run does.
+BUCKET_BYTES = LearnerConfig().export_bucket_mb * 2**20
 
 
 def _available_bytes() -> int:
@@ -104,7 +107,7 @@ def _measure_shape(shape: ModelShape, workload: Workload, rollout_cfg: RolloutCo
     memcpy_s = _memcpy_seconds(tensors)
     pool = RolloutPool(dataclasses.replace(rollout_cfg, model=str(model_dir)))
     try:
-        publish_s, load_s = _object_store_seconds(pool, tensors, rollout_cfg.weight_bucket_bytes, workload.repeats)
+        publish_s, load_s = _object_store_seconds(pool, tensors, BUCKET_BYTES, workload.repeats)
     finally:
         pool.shutdown()
     sync_s = publish_s + load_s
@@ -150,7 +153,8 @@ def run(workload: Workload, out_dir: Path) -> SectionResult:
         }
     result.notes.append(
         f"best of {workload.repeats} updates (memcpy: of {MEMCPY_REPEATS}) after 1 warm-up; sync = publish (ray.put of the "
-        f"tensors' bytes) + load (engine fetch + copy into shared staging + layerwise load_weights); buckets of {rollout_cfg.weight_bucket_bytes >> 20} MiB; "
+        f"tensors' bytes) + load (engine fetch + copy into shared staging + layerwise load_weights); buckets of {BUCKET_BYTES >> 20} MiB "
+        "(learner.export_bucket_mb, as training exports); "
         "target row = largest model measured"
     )
     return result

@@ -58,7 +58,6 @@ def pool(tiny_model_dir, rows):
         dispatch_chunk_prompts=1,
         enable_ignore_eos=True,
         max_restarts=1,
-        weight_bucket_bytes=256 * 1024,
     )
     rollout = RolloutPool(cfg, ray.put(rows))
     yield rollout
@@ -117,7 +116,7 @@ def test_object_store_update_then_dead_engine_restarts_catches_up_and_its_chunks
     named = list(state.items())
     update = WeightUpdate(
         version=1,
-        bucket_refs=[ray.put(encode_bucket(b)) for b in iter_buckets(named, pool.cfg.weight_bucket_bytes)],
+        bucket_refs=[ray.put(encode_bucket(b)) for b in iter_buckets(named, 256 * 1024)],
         manifest=[manifest_entry(k, v) for k, v in named],
     )
     assert len(update.bucket_refs) > 2

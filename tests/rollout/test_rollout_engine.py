@@ -51,7 +51,6 @@ def engine(tiny_model_dir):
         kv_cache_gib=1,
         max_num_seqs=16,
         enable_ignore_eos=True,
-        weight_bucket_bytes=64 * 1024,
     )
     eng = RolloutEngine(cfg)
     yield eng
@@ -108,7 +107,7 @@ def test_object_store_update_changes_greedy_to_transformers_greedy(engine, hf_mo
             state[name] = value * 4 if ("o_proj" in name or "down_proj" in name) else value
     hf_model.load_state_dict(state, strict=False)
     named = list(state.items())
-    buckets = [encode_bucket(b) for b in iter_buckets(named, engine.cfg.weight_bucket_bytes)]
+    buckets = [encode_bucket(b) for b in iter_buckets(named, 64 * 1024)]
     assert len(buckets) > 3  # small buckets: fused q/k/v and gate/up rows span bucket boundaries
     update = WeightUpdate(version=1, bucket_refs=buckets, manifest=[manifest_entry(k, v) for k, v in named])
     ObjectStoreReceiver(engine, fetch=lambda data: data).receive(update)
