@@ -177,7 +177,6 @@ def run(cfg: TrainConfig, folder: RunFolder, *, resume: bool) -> dict[str, Any]:
             session.rollout,
             session.judge,
             session.learner,
-            max_invalid_fraction=cfg.judge.max_invalid_fraction,
             deadlines=session.deadlines,
             policy_version=start_step,
             canary_rows=session.canary_rows_ref,

@@ -14,7 +14,7 @@ REWARD_MODES = ("peer_pairwise", "anchor", "pointwise")
 # Which reference response the `anchor` mode compares every rollout against.
 ANCHOR_REFERENCES = ("a", "b")
 # Fields the job reads, not the judge pool: they may differ between a job and the shared pool it attaches to.
-JOB_SIDE_FIELDS = ("pool", "max_invalid_fraction")
+JOB_SIDE_FIELDS = ("pool",)
 
 
 @dataclass
@@ -45,8 +45,6 @@ class JudgeConfig:
     reward_clip: float = 5.0
     # Anchor mode: the reference response ("a" or "b") each rollout is compared against.
     anchor_reference: str = "a"
-    # The trainer skips a step when more than this fraction of samples is invalid (judge failures).
-    max_invalid_fraction: float = 0.5
     # Offline backend: seconds each request takes, as at a remote judge serving requests concurrently.
     offline_latency_s: float = 0.0
     # Judge sampling seed, recorded in every verdict's provenance.
@@ -63,6 +61,6 @@ class JudgeConfig:
         checks.bounds("max_candidate_words", ge=1)
         subtracted = ("format_penalty", "short_answer_penalty", "pointwise_omit_weight")
         checks.bounds(*subtracted, "offline_latency_s", ge=0, hint=" (it is subtracted / slept)")
-        checks.bounds("short_answer_floor_ratio", "max_invalid_fraction", ge=0, le=1)
+        checks.bounds("short_answer_floor_ratio", ge=0, le=1)
         checks.bounds("reward_clip", gt=0)
         checks.done()

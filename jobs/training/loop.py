@@ -173,7 +173,6 @@ class RLLoop:
         rollout: the rollout engines.
         judge: the judge pool (`async_canaries` is called only when `canary_rows` is given).
         learner: the learner ranks (rank 0's ref first).
-        max_invalid_fraction: skip a step whose judged samples are invalid beyond this fraction.
         deadlines: how long each stage may take.
         policy_version: weights version the engines hold now (the learner's step count).
         canary_rows: ref to the judge views of the canary rows; None = send no canaries.
@@ -187,7 +186,6 @@ class RLLoop:
         judge: Judges,
         learner: Learners,
         *,
-        max_invalid_fraction: float,
         deadlines: StageDeadlines,
         policy_version: int = 0,
         canary_rows: ray.ObjectRef | None = None,
@@ -197,7 +195,6 @@ class RLLoop:
         self.rollout = rollout
         self.judge = judge
         self.learner = learner
-        self.max_invalid_fraction = max_invalid_fraction
         self.deadlines = deadlines
         self.policy_version = policy_version
         self.canary_rows = canary_rows
@@ -315,7 +312,7 @@ class RLLoop:
         metrics["staleness"] = self.policy_version - wave.policy_version
         if canaries is not None:
             metrics.update(canaries.metrics())
-        reasons = skip_reasons(stats, canaries, self.max_invalid_fraction, self.cfg.min_canary_accuracy)
+        reasons = skip_reasons(stats, canaries, self.cfg.max_invalid_fraction, self.cfg.min_canary_accuracy)
         trained = not reasons
         if trained:
             mark = time.perf_counter()
@@ -345,7 +342,7 @@ class RLLoop:
             raise TooManySkippedSteps(
                 f"stopping after {limit} steps in a row skipped (steps {step - limit + 1}..{step}); the last: "
                 f"{'; '.join(reasons)}. Check the judge (its judge/status_* and judge/canary_* metrics are logged "
-                "per step; limits judge.max_invalid_fraction, trainer.min_canary_accuracy), or raise "
+                "per step; limits trainer.max_invalid_fraction, trainer.min_canary_accuracy), or raise "
                 "trainer.max_consecutive_skipped_steps (0 = never stop)"
             )
         self._note_finished_sync()

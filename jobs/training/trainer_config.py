@@ -39,6 +39,8 @@ class TrainerConfig:
     # Judge canaries per step: rows whose reference responses clearly differ in leak (annotator flags), each
     # judged twice (pairwise: both orders; pointwise: each reference); never rewards (0 = send none).
     canary_pairs_per_step: int = 2
+    # Skip a step's update, with a warning, when more than this fraction of its samples is invalid (judge failures).
+    max_invalid_fraction: float = 0.5
     # Skip a step's update, with a warning naming the judge model, when its canary accuracy is below this.
     min_canary_accuracy: float = 0.75
     # Stop the run (exit 1) after this many steps in a row skipped for invalid judging or failed canaries
@@ -57,5 +59,5 @@ class TrainerConfig:
         checks.bounds("num_steps", "prompts_per_step", "eval_samples_per_prompt", ge=1)
         checks.bounds("max_staleness", "eval_every", "eval_max_prompts", "checkpoint_every", ge=0)
         checks.bounds("judge_prescale_replicas", "canary_pairs_per_step", "max_consecutive_skipped_steps", ge=0)
-        checks.bounds("min_canary_accuracy", ge=0, le=1)
+        checks.bounds("max_invalid_fraction", "min_canary_accuracy", ge=0, le=1)
         checks.done()

@@ -113,7 +113,6 @@ def _run(schedule: str) -> tuple[list[dict[str, Any]], Judge]:
         Rollout(),
         judge,
         Learner(),
-        max_invalid_fraction=0.5,
         deadlines=DEADLINES,
     )
     metrics = [loop.run_step(step).metrics for step in range(STEPS)]
@@ -167,9 +166,7 @@ class FailingJudge(Judge):
 def test_stops_after_consecutive_skipped_steps(local_ray, limit: int) -> None:
     cfg = TrainerConfig(num_steps=5, prompts_per_step=2, max_consecutive_skipped_steps=limit)
     schedule = PromptSchedule([f"s{i}" for i in range(4)], prompts_per_step=2, seed=0)
-    loop = RLLoop(
-        cfg, schedule, Rollout(), FailingJudge({0, 2, 3, 4}), Learner(), max_invalid_fraction=0.5, deadlines=DEADLINES
-    )
+    loop = RLLoop(cfg, schedule, Rollout(), FailingJudge({0, 2, 3, 4}), Learner(), deadlines=DEADLINES)
     # A trained step in between resets the count: steps 0 and 2 are not two in a row.
     assert [loop.run_step(step).trained for step in range(3)] == [False, True, False]
     if limit:
@@ -224,7 +221,7 @@ def test_hung_engine_fails_the_step_at_its_deadline_naming_it(local_ray) -> None
     cfg = TrainerConfig(num_steps=1, prompts_per_step=2)
     schedule = PromptSchedule([f"s{i}" for i in range(4)], prompts_per_step=2, seed=0)
     deadlines = StageDeadlines(generate_s=2, judge_s=60, learn_s=60)
-    loop = RLLoop(cfg, schedule, rollout, Judge(), Learner(), max_invalid_fraction=0.5, deadlines=deadlines)
+    loop = RLLoop(cfg, schedule, rollout, Judge(), Learner(), deadlines=deadlines)
     start = time.perf_counter()
     with pytest.raises(ActorCallError, match=r"^rollout engine 1 \(generating step 0\) did not finish within 2 s$"):
         loop.run_step(0)
@@ -240,7 +237,7 @@ def test_dead_learner_rank_fails_the_step_at_once_while_its_peer_hangs(local_ray
     rollout = Rollout()
     # Every actor is up before the clock starts: on a loaded box their start-up alone took 15 s.
     ray.get([actor.__ray_ready__.remote() for actor in (rollout.engine, learner.blocked, learner.dying)])
-    loop = RLLoop(cfg, schedule, rollout, Judge(), learner, max_invalid_fraction=0.5, deadlines=deadlines)
+    loop = RLLoop(cfg, schedule, rollout, Judge(), learner, deadlines=deadlines)
     start = time.perf_counter()
     with pytest.raises(ActorCallError, match=r"^learner rank 1 \(train step 0\) failed: ActorDiedError"):
         loop.run_step(0)

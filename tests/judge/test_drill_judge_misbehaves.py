@@ -3,7 +3,7 @@
 A scripted backend answers each pairwise request according to markers in the candidates, so every
 failure kind is produced on purpose. Failed judgements must be masked (valid=False, reward and
 advantage 0) and counted by status; a step whose invalid fraction exceeds
-`judge.max_invalid_fraction` is skipped by the RL loop with a warning, and the learner never sees it.
+`trainer.max_invalid_fraction` is skipped by the RL loop with a warning, and the learner never sees it.
 
 The hung replica is real: the only replica of a real Serve judge pool is SIGSTOPped mid-run. Its
 requests must end as `judge_error` at `request_timeout_s` (the step is skipped, not stalled), Serve's
@@ -181,7 +181,9 @@ def local_ray():
 
 def loop_for(rows: dict[str, ScenarioRow], judge, learner: RecordingLearner, rollout: ScriptedRollout, **kw) -> RLLoop:
     return RLLoop(
-        TrainerConfig(num_steps=len(rollout.recipes), prompts_per_step=len(rows), checkpoint_every=0),
+        TrainerConfig(
+            num_steps=len(rollout.recipes), prompts_per_step=len(rows), checkpoint_every=0, max_invalid_fraction=0.5
+        ),
         PromptSchedule(list(rows), prompts_per_step=len(rows), seed=0),
         rollout,
         judge,
@@ -194,14 +196,11 @@ def loop_for(rows: dict[str, ScenarioRow], judge, learner: RecordingLearner, rol
 @pytest.mark.integration
 def test_loop_skips_a_mostly_invalid_step_and_trains_on_a_masked_one(local_ray, make_row, make_answer, caplog):
     rows = {f"s{i}": make_row(row_id=f"s{i}") for i in range(4)}
-    judge_cfg = JudgeConfig(max_invalid_fraction=0.5)
     bad_step = [["TIMEOUT"] * 4, ["GARBAGE"] * 4, ["EMPTY"] * 4, ["safe", "leaky"] * 2]
     masked_step = [["safe", "leaky", "safe", "GARBAGE"], ["safe", "leaky"] * 2, ["leaky"] * 4, ["safe", "TIMEOUT"] * 2]
     rollout = ScriptedRollout(make_answer, [bad_step, masked_step])
     learner = RecordingLearner()
-    loop = loop_for(
-        rows, ScriptedJudgePool(rows, judge_cfg), learner, rollout, max_invalid_fraction=judge_cfg.max_invalid_fraction
-    )
+    loop = loop_for(rows, ScriptedJudgePool(rows, JudgeConfig()), learner, rollout)
 
     with caplog.at_level(logging.WARNING, logger="jobs.training.loop"):
         skipped = loop.run_step(0)
@@ -257,7 +256,7 @@ def test_hung_replica_turns_into_judge_error_then_is_replaced_and_the_run_contin
     step = [["safe", "leaky", "safe", "leaky"]] * 2
     # Enough waves for the steps the run goes on taking while Serve swaps the replica.
     rollout, learner = ScriptedRollout(make_answer, [step] * 60), RecordingLearner()
-    loop = loop_for(rows, pool, learner, rollout, max_invalid_fraction=0.5)
+    loop = loop_for(rows, pool, learner, rollout)
     stopped = 0
     try:
         assert loop.run_step(0).metrics["judge/status_ok"] == 8.0
@@ -346,7 +345,7 @@ def test_a_drifted_judge_fails_its_canaries_and_the_step_is_skipped(
     rollout, learner = ScriptedRollout(make_answer, [step] * 2), RecordingLearner()
     # Default trainer knobs: 2 canary rows per step (4 verdicts), skip below 75 % correct.
     canary_rows = ray.put(select_canary_rows(views.values()))
-    loop = loop_for(views, pool, learner, rollout, max_invalid_fraction=0.5, canary_rows=canary_rows)
+    loop = loop_for(views, pool, learner, rollout, canary_rows=canary_rows)
     try:
         with caplog.at_level(logging.WARNING, logger="jobs.training.loop"):
             drifted = loop.run_step(0)

@@ -26,8 +26,8 @@ def test_job_pools_get_unique_names_and_routes_with_http_off() -> None:
 
 
 def test_attach_compares_every_setting_the_pool_judges_with() -> None:
-    # judge.pool and max_invalid_fraction are read by the job, so they may differ from the pool's.
-    assert _settings_mismatches(JudgeConfig(pool="shared", max_invalid_fraction=0.1), JudgeConfig()) == []
+    # judge.pool is read by the job, so it may differ from the pool's.
+    assert _settings_mismatches(JudgeConfig(pool="shared"), JudgeConfig()) == []
     assert _settings_mismatches(JudgeConfig(reward_mode="anchor", seed=3), JudgeConfig()) == [
         "judge.reward_mode: job 'anchor', pool 'peer_pairwise'",
         "judge.seed: job 3, pool 0",

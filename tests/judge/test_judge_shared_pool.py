@@ -122,7 +122,7 @@ def test_two_jobs_share_one_serve_judge_pool_and_neither_deletes_it(
     train_ids = [i for i, row in rows.items() if in_split(row, "train")]
     jobs = {
         "train": open_job_pool("train", JudgeConfig(pool=name), JOB_POOL, rows, train_ids),
-        "evaluate": open_job_pool("evaluate", JudgeConfig(pool=name, max_invalid_fraction=0.2), JOB_POOL, None),
+        "evaluate": open_job_pool("evaluate", JudgeConfig(pool=name), JOB_POOL, None),
     }
     assert all(job.app_name == name and not job.owned for job in jobs.values())
     assert apps() == {name}  # attaching deployed nothing
