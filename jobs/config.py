@@ -73,7 +73,7 @@ def required_gpus(cfg: TrainConfig) -> dict[str, float]:
 
 def validate(cfg: TrainConfig) -> list[str]:
     """Checks that span sections; returns every problem found (empty = valid)."""
-    errors: list[str] = [f"judge_pool: {e}" for e in validate_pool_config(cfg.judge_pool)]
+    errors: list[str] = validate_pool_config(cfg.judge_pool)
     gpus = cfg.cluster.num_gpus
     if cfg.judge.reward_mode == "peer_pairwise" and cfg.rollout.samples_per_prompt < 2:
         errors.append(

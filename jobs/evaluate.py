@@ -32,8 +32,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="privacyalign evaluate",
         description="Evaluate one agent (or two side by side) on PrivacyAlign, PrivacyLens and ConfAIde.",
-        epilog="Trailing key=value pairs override the config (sections eval, rollout, judge, pool, cluster), "
-        "e.g. judge.backend=openai pool.openai.model=gpt-5.5 rollout.num_engines=2; "
+        epilog="Trailing key=value pairs override the config (sections eval, rollout, judge, judge_pool, cluster), "
+        "e.g. judge.backend=openai judge_pool.openai.model=gpt-5.5 rollout.num_engines=2; "
         "judge.pool=privacyalign-judge judges with a running `serve-judge` pool of that app name.",
     )
     parser.add_argument(

@@ -2,7 +2,7 @@
 
     privacyalign judge-eval                                  # bundled rows, test split, offline judge
     privacyalign judge-eval --data test.jsonl --split all --backend offline --backend openai \\
-        pool.openai.model=gpt-5.5
+        judge_pool.openai.model=gpt-5.5
 
 Two comparisons, by what a row carries (docs/architecture.md §1.5, §3):
 
@@ -63,7 +63,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="privacyalign judge-eval",
         description="Agreement of a judge, with vs without annotations, with the oracle on candidates of "
         "generated rows and with human labels on the references of hub rows.",
-        epilog="Trailing key=value pairs override the config, e.g. pool.openai.model=gpt-5.5 pool.vllm.model=/ckpt.",
+        epilog="Trailing key=value pairs override the config, e.g. judge_pool.openai.model=gpt-5.5 judge_pool.vllm.model=/ckpt.",
     )
     parser.add_argument("--data", help="PrivacyAlign .jsonl/.parquet path or hub id (default: bundled scenarios)")
     parser.add_argument(
@@ -80,7 +80,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="also write judge outputs into items.jsonl (private text; off by default)",
     )
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
-    parser.add_argument("overrides", nargs="*", help="OmegaConf dotlist overrides (eval.*, judge.*, pool.*, ...)")
+    parser.add_argument("overrides", nargs="*", help="OmegaConf dotlist overrides (eval.*, judge.*, judge_pool.*, ...)")
     return parser.parse_args(argv)
 
 

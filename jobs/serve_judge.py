@@ -1,16 +1,16 @@
 """`privacyalign serve-judge`: run the autoscaling judge pool standalone, shared by several jobs.
 
 Connects to `RAY_ADDRESS` when set (or `cluster.address`), else embeds a local cluster, deploys the
-judge application under the stable name `pool.app_name` and blocks until Ctrl-C or SIGTERM. Training and
-evaluation jobs on the same cluster attach with `judge.pool=<pool.app_name>` (their judge.* settings must
+judge application under the stable name `judge_pool.app_name` and blocks until Ctrl-C or SIGTERM. Training and
+evaluation jobs on the same cluster attach with `judge.pool=<judge_pool.app_name>` (their judge.* settings must
 match; they never rescale or delete it); outside callers POST to its HTTP route (loopback by default; a
-non-loopback bind requires the token in `pool.auth_token_env`). Serve keeps the HTTP bind it first
+non-loopback bind requires the token in `judge_pool.auth_token_env`). Serve keeps the HTTP bind it first
 started with, so start serve-judge before jobs that start their own, proxy-less pools. SIGTERM (what
 Kubernetes and `ray job stop` send) and Ctrl-C stop it gracefully: Serve drains the requests in flight,
 the app is deleted, and the process exits 0.
 
-    privacyalign serve-judge judge.backend=offline pool.max_replicas=4
-    PRIVACYALIGN_JUDGE_TOKEN=... privacyalign serve-judge pool.http_host=0.0.0.0 pool.http_port=8000
+    privacyalign serve-judge judge.backend=offline judge_pool.max_replicas=4
+    PRIVACYALIGN_JUDGE_TOKEN=... privacyalign serve-judge judge_pool.http_host=0.0.0.0 judge_pool.http_port=8000
 """
 
 from __future__ import annotations
@@ -43,22 +43,24 @@ class ServeJudgeConfig:
     # What is judged: prompts, reward mode, backend name.
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     # Replicas, autoscaling, batching, cache, HTTP and backend options.
-    pool: JudgePoolConfig = field(default_factory=JudgePoolConfig)
+    judge_pool: JudgePoolConfig = field(default_factory=JudgePoolConfig)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="privacyalign serve-judge",
         description="Run the autoscaling judge pool on Ray Serve until Ctrl-C or SIGTERM (then drain and exit 0).",
-        epilog="Trailing key=value pairs override the config, e.g. judge.backend=vllm pool.vllm.model=/path "
-        "pool.min_replicas=2 pool.http_host=0.0.0.0. The pool runs as Serve app pool.app_name (default "
+        epilog="Trailing key=value pairs override the config, e.g. judge.backend=vllm judge_pool.vllm.model=/path "
+        "judge_pool.min_replicas=2 judge_pool.http_host=0.0.0.0. The pool runs as Serve app judge_pool.app_name (default "
         "privacyalign-judge); train and evaluate jobs on the cluster use it with judge.pool=<that name>.",
     )
     parser.add_argument(
-        "--config", default=None, help="YAML file (or preset name) with cluster/data/judge/pool sections"
+        "--config", default=None, help="YAML file (or preset name) with cluster/data/judge/judge_pool sections"
     )
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
-    parser.add_argument("overrides", nargs="*", help="OmegaConf dotlist overrides (cluster.*, data.*, judge.*, pool.*)")
+    parser.add_argument(
+        "overrides", nargs="*", help="OmegaConf dotlist overrides (cluster.*, data.*, judge.*, judge_pool.*)"
+    )
     return parser.parse_args(argv)
 
 
@@ -89,17 +91,21 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     connect(cfg.cluster)
     try:
-        pool = JudgePool.start(cfg.judge, cfg.pool, rows)
+        pool = JudgePool.start(cfg.judge, cfg.judge_pool, rows)
     except ValueError as exc:
         print(f"serve-judge: {exc}")
         return 2
-    where = f"http://{pool.http_bind[0]}:{pool.http_bind[1]}{cfg.pool.route_prefix}" if pool.http_bind else "no HTTP"
+    where = (
+        f"http://{pool.http_bind[0]}:{pool.http_bind[1]}{cfg.judge_pool.route_prefix}" if pool.http_bind else "no HTTP"
+    )
     stop = _stop_on_signals()
-    logger.info("judge pool %r serving %d rows (%s); Ctrl-C or SIGTERM to stop", cfg.pool.app_name, len(rows), where)
+    logger.info(
+        "judge pool %r serving %d rows (%s); Ctrl-C or SIGTERM to stop", cfg.judge_pool.app_name, len(rows), where
+    )
     stop.wait()
-    logger.info("stopping judge pool %r: draining requests in flight, then deleting it", cfg.pool.app_name)
+    logger.info("stopping judge pool %r: draining requests in flight, then deleting it", cfg.judge_pool.app_name)
     pool.shutdown()  # Serve's graceful replica shutdown lets in-flight requests finish first
-    logger.info("judge pool %r deleted", cfg.pool.app_name)
+    logger.info("judge pool %r deleted", cfg.judge_pool.app_name)
     return 0
 
 

@@ -74,7 +74,7 @@ def _judge_canaries(pool: JudgePool, rows: list[ScenarioRow], step: int, pairs: 
 
 
 def job_pool_config(pool_cfg: JudgePoolConfig, job: str) -> JudgePoolConfig:
-    """A job's own pool: app `<pool.app_name>-<job>-<8 hex>`, a route of the same name, HTTP off.
+    """A job's own pool: app `<judge_pool.app_name>-<job>-<8 hex>`, a route of the same name, HTTP off.
 
     The unique name keeps two jobs on one cluster (or a job and `serve-judge`) from redeploying or
     deleting each other's app. Jobs call their pool through in-cluster handles, so no proxy is needed.
@@ -120,7 +120,7 @@ def _http_bind(pool_cfg: JudgePoolConfig) -> tuple[str, int] | None:
     """(host, port) the judge route will really be served on; None = the app gets no HTTP route.
 
     Serve fixes its HTTP options when it first starts and ignores later ones (with a warning), so once
-    Serve runs on the cluster its proxy's bind counts, not `pool.http_host`.
+    Serve runs on the cluster its proxy's bind counts, not `judge_pool.http_host`.
     """
     if not pool_cfg.enable_http:
         return None
@@ -133,13 +133,13 @@ def _http_bind(pool_cfg: JudgePoolConfig) -> tuple[str, int] | None:
     if details.proxy_location == ProxyLocation.Disabled or details.http_options is None:
         raise ValueError(
             "Serve already runs on this cluster without an HTTP proxy (a job's own judge pool started it), so "
-            "pool.enable_http cannot take effect: start serve-judge before the jobs, or set pool.enable_http=false "
+            "judge_pool.enable_http cannot take effect: start serve-judge before the jobs, or set judge_pool.enable_http=false "
             "and reach the pool through in-cluster handles (judge.pool=<app name>)"
         )
     bind = (details.http_options.host, details.http_options.port)
     if bind != (pool_cfg.http_host, pool_cfg.http_port):
         logger.warning(
-            "Serve already runs with its HTTP proxy on %s:%d; pool.http_host/http_port (%s:%d) cannot change that",
+            "Serve already runs with its HTTP proxy on %s:%d; judge_pool.http_host/http_port (%s:%d) cannot change that",
             *bind,
             pool_cfg.http_host,
             pool_cfg.http_port,
@@ -222,7 +222,7 @@ class JudgePool:
         if pool_cfg.app_name in serve.status().applications:
             raise ValueError(
                 f"a Serve application named {pool_cfg.app_name!r} already runs on this cluster; deploying would "
-                f"replace it. Attach jobs to it with judge.pool={pool_cfg.app_name}, or pick another pool.app_name"
+                f"replace it. Attach jobs to it with judge.pool={pool_cfg.app_name}, or pick another judge_pool.app_name"
             )
         token = os.environ.get(pool_cfg.auth_token_env, "")
         # Before serve.start: a proxy it starts on a public address would be up before any check.
@@ -267,7 +267,7 @@ class JudgePool:
             running = sorted(serve.status().applications)
             raise ValueError(
                 f"judge.pool={app_name!r}: {exc} (apps running: {running or 'none'}). Start it on this cluster "
-                f"with `privacyalign serve-judge pool.app_name={app_name}`, or set judge.pool= to start this "
+                f"with `privacyalign serve-judge judge_pool.app_name={app_name}`, or set judge.pool= to start this "
                 "job's own pool"
             ) from None
         deployments = serve.status().applications[app_name].deployments

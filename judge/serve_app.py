@@ -108,7 +108,7 @@ class IngressSettings:
     http_limits: HttpLimits
     # Seconds one judge call may take, retries on lost replicas included; then it is a `judge_error`.
     request_timeout_s: float
-    # Most requests per handle call to a replica (pool.max_batch_size, which also caps its backend calls).
+    # Most requests per handle call to a replica (judge_pool.max_batch_size, which also caps its backend calls).
     max_batch_size: int
 
 

@@ -37,7 +37,7 @@ class VllmBackendConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        checks = FieldChecks(self, "pool.vllm")
+        checks = FieldChecks(self, "judge_pool.vllm")
         checks.one_of("dtype", ("float32", "bfloat16", "float16", "auto"))
         checks.bounds("max_model_len", ge=16, hint=" tokens")
         checks.bounds("kv_cache_gib", ge=1, hint=" (whole GiB)")
@@ -73,9 +73,9 @@ class OpenAIBackendConfig:
     temperature: float = 0.0
 
     def __post_init__(self) -> None:
-        checks = FieldChecks(self, "pool.openai")
+        checks = FieldChecks(self, "judge_pool.openai")
         if not self.base_url.startswith(("http://", "https://")):
-            checks.fail(f"pool.openai.base_url must start with http:// or https://, got {self.base_url!r}")
+            checks.fail(f"judge_pool.openai.base_url must start with http:// or https://, got {self.base_url!r}")
         checks.bounds("max_concurrency", "max_tokens", ge=1)
         checks.bounds("timeout_s", gt=0, hint=" seconds")
         checks.bounds("max_retries", ge=0, hint=" (0 = no retries)")
@@ -157,17 +157,17 @@ class JudgePoolConfig:
     openai: OpenAIBackendConfig = field(default_factory=OpenAIBackendConfig)
 
     def __post_init__(self) -> None:
-        checks = FieldChecks(self, "pool")
+        checks = FieldChecks(self, "judge_pool")
         if not self.app_name:
-            checks.fail("pool.app_name must be a non-empty string, e.g. privacyalign-judge")
+            checks.fail("judge_pool.app_name must be a non-empty string, e.g. privacyalign-judge")
         if not self.route_prefix.startswith("/"):
-            checks.fail(f"pool.route_prefix must start with '/', got {self.route_prefix!r}")
+            checks.fail(f"judge_pool.route_prefix must start with '/', got {self.route_prefix!r}")
         checks.bounds("min_replicas", "upscale_delay_s", "downscale_delay_s", "batch_wait_timeout_s", ge=0)
         checks.bounds("num_cpus_per_replica", "num_gpus_per_replica", ge=0)
         checks.bounds("max_replicas", "max_ongoing_requests", "max_batch_size", "max_request_attempts", ge=1)
         checks.bounds("target_ongoing_requests", "metrics_interval_s", "look_back_period_s", gt=0)
         checks.bounds("request_timeout_s", "health_check_period_s", "health_check_timeout_s", gt=0, hint=" seconds")
-        checks.run(check_custom_resources, "pool.resources_per_replica", self.resources_per_replica)
+        checks.run(check_custom_resources, "judge_pool.resources_per_replica", self.resources_per_replica)
         checks.bounds("cache_size", ge=1, hint=" (disable the cache with enable_cache=false)")
         checks.bounds("http_port", ge=1, le=65535)
         checks.bounds("http_max_body_bytes", "http_max_items", "http_max_candidates", "http_max_text_chars", ge=1)
@@ -189,7 +189,7 @@ def check_http_exposure(host: str | None, token: str, token_env: str) -> None:
 
     Args:
         host: the address the HTTP proxy really binds (None = the app has no HTTP route). Once Serve
-            runs, its proxy keeps the bind it started with, whatever `pool.http_host` says.
+            runs, its proxy keeps the bind it started with, whatever `judge_pool.http_host` says.
         token: the bearer token callers must send ("" = none configured).
         token_env: the environment variable the token is read from (named in the error).
 
@@ -199,8 +199,8 @@ def check_http_exposure(host: str | None, token: str, token_env: str) -> None:
     if host is not None and not is_loopback(host) and not token:
         raise ValueError(
             f"refusing to serve the judge on {host} without a bearer token: set the {token_env} environment "
-            "variable, or bind pool.http_host=127.0.0.1 (on a cluster where Serve already runs, its proxy's "
-            "bind counts, not pool.http_host)"
+            "variable, or bind judge_pool.http_host=127.0.0.1 (on a cluster where Serve already runs, its proxy's "
+            "bind counts, not judge_pool.http_host)"
         )
 
 
@@ -208,15 +208,17 @@ def validate_pool_config(cfg: JudgePoolConfig) -> list[str]:
     """Cross-field problems of `cfg`, all of them (empty list = fine)."""
     errors = []
     if cfg.min_replicas > cfg.max_replicas:
-        errors.append(f"pool.min_replicas ({cfg.min_replicas}) must be <= pool.max_replicas ({cfg.max_replicas})")
+        errors.append(
+            f"judge_pool.min_replicas ({cfg.min_replicas}) must be <= judge_pool.max_replicas ({cfg.max_replicas})"
+        )
     if not cfg.min_replicas <= cfg.initial_replicas <= cfg.max_replicas:
         errors.append(
-            f"pool.initial_replicas ({cfg.initial_replicas}) must lie in [min_replicas, max_replicas] "
+            f"judge_pool.initial_replicas ({cfg.initial_replicas}) must lie in [min_replicas, max_replicas] "
             f"= [{cfg.min_replicas}, {cfg.max_replicas}]"
         )
     if cfg.max_ongoing_requests <= cfg.target_ongoing_requests:
         errors.append(
-            f"pool.max_ongoing_requests ({cfg.max_ongoing_requests}) must exceed pool.target_ongoing_requests "
+            f"judge_pool.max_ongoing_requests ({cfg.max_ongoing_requests}) must exceed judge_pool.target_ongoing_requests "
             f"({cfg.target_ongoing_requests}), otherwise replicas never look overloaded and never scale up"
         )
     return errors

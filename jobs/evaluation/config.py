@@ -121,7 +121,7 @@ class EvalJobConfig:
     # What is judged and by which backend (offline by default: deterministic, CPU-only).
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     # Judge pool (used with eval.enable_judge_pool) and the vllm/openai backend options.
-    pool: JudgePoolConfig = field(default_factory=JudgePoolConfig)
+    judge_pool: JudgePoolConfig = field(default_factory=JudgePoolConfig)
     # Where the job runs: RAY_ADDRESS / an address, or an embedded local cluster.
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
 

@@ -43,9 +43,11 @@ class EvalJudge:
             from judge.pool import open_job_pool
 
             # Requests carry their rows, so an attached pool needs none of the job's by id.
-            self._pool = open_job_pool(job, cfg.judge, cfg.pool, {row.id: row.judge_view() for row in rows})
+            self._pool = open_job_pool(job, cfg.judge, cfg.judge_pool, {row.id: row.judge_view() for row in rows})
         else:
-            backend_cfg = {"vllm": cfg.pool.vllm, "openai": cfg.pool.openai}.get(cfg.judge.backend, cfg.judge)
+            backend_cfg = {"vllm": cfg.judge_pool.vllm, "openai": cfg.judge_pool.openai}.get(
+                cfg.judge.backend, cfg.judge
+            )
             self._backend = make_backend(cfg.judge.backend, backend_cfg)
         self._counter = 0
 

@@ -29,7 +29,7 @@ def _openai(cfg: Any) -> JudgeBackend:
     return OpenAIBackend(cfg)
 
 
-# name -> factory(cfg); `vllm` takes pool.vllm (VllmBackendConfig), `openai` pool.openai (OpenAIBackendConfig).
+# name -> factory(cfg); `vllm` takes judge_pool.vllm (VllmBackendConfig), `openai` judge_pool.openai (OpenAIBackendConfig).
 _BACKENDS: dict[str, Callable[[Any], JudgeBackend]] = {
     "offline": _offline,
     "vllm": _vllm,

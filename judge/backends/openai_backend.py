@@ -35,7 +35,7 @@ class OpenAIBackend:
 
     def __init__(self, cfg: OpenAIBackendConfig):
         if not cfg.model:
-            raise ValueError("openai backend: set pool.openai.model to the judge model name the endpoint serves")
+            raise ValueError("openai backend: set judge_pool.openai.model to the judge model name the endpoint serves")
         self.cfg = cfg
         self.name = "openai"
         self.model = cfg.model
@@ -45,8 +45,8 @@ class OpenAIBackend:
             # Plain HTTP off this machine would put the key on the wire in clear text.
             raise ValueError(
                 f"refusing to send the API key from ${cfg.api_key_env} over plain http:// to {host}: use an "
-                "https:// pool.openai.base_url, a loopback host (127.0.0.1, ::1, localhost), or unset "
-                f"{cfg.api_key_env} (or set pool.openai.api_key_env='') for an endpoint that needs no key"
+                "https:// judge_pool.openai.base_url, a loopback host (127.0.0.1, ::1, localhost), or unset "
+                f"{cfg.api_key_env} (or set judge_pool.openai.api_key_env='') for an endpoint that needs no key"
             )
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._url = cfg.base_url.rstrip("/") + "/chat/completions"

@@ -28,7 +28,7 @@ class VllmBackend:
 
     def __init__(self, cfg: VllmBackendConfig):
         if not cfg.model:
-            raise ValueError("vllm backend: set pool.vllm.model to the judge model's HF directory or hub id")
+            raise ValueError("vllm backend: set judge_pool.vllm.model to the judge model's HF directory or hub id")
         # Read by vLLM's CPU worker when the engine starts; harmless on GPUs.
         os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(cfg.kv_cache_gib)
         import torch

@@ -124,7 +124,7 @@ def test_serve_judge_drains_deletes_its_app_and_exits_0_on_sigterm(head_cluster,
     env, _, gcs = head_cluster
     port, app = _free_port(), "judge-sigterm"
     log = tmp_path / "serve-judge.log"
-    args = [f"pool.app_name={app}", f"pool.http_port={port}", "pool.num_cpus_per_replica=0.25"]
+    args = [f"judge_pool.app_name={app}", f"judge_pool.http_port={port}", "judge_pool.num_cpus_per_replica=0.25"]
     # Each request takes 3 s, so the one sent before SIGTERM is still in flight when it arrives.
     args += ["judge.offline_latency_s=3", "data.max_rows=4"]
     with log.open("wb") as out:

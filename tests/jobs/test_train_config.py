@@ -91,5 +91,10 @@ def test_deadlines_must_be_positive_and_each_is_named():
     with pytest.raises(ConfigError) as info:
         load_train_config("tiny-cpu", overrides)
     text = str(info.value)
-    for key in ("rollout.call_timeout_s", "learner.call_timeout_s", "pool.request_timeout_s", "health_check_timeout_s"):
+    for key in (
+        "rollout.call_timeout_s",
+        "learner.call_timeout_s",
+        "judge_pool.request_timeout_s",
+        "health_check_timeout_s",
+    ):
         assert f"{key} must be > 0" in text, text

@@ -71,5 +71,5 @@ def test_malformed_is_400_with_a_short_message_of_our_own(payload: object, messa
 def test_caps_come_from_the_pool_config_and_are_checked() -> None:
     cfg = JudgePoolConfig(http_max_items=7)
     assert HttpLimits.from_pool(cfg) == HttpLimits(8 * 1024**2, 7, 16, 32_768)
-    with pytest.raises(ValueError, match="pool.http_max_candidates must be >= 1"):
+    with pytest.raises(ValueError, match="judge_pool.http_max_candidates must be >= 1"):
         JudgePoolConfig(http_max_candidates=0)

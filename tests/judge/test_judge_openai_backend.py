@@ -132,7 +132,7 @@ def test_config_checks() -> None:
         OpenAIBackendConfig(base_url="127.0.0.1:8000")
     with pytest.raises(ValueError, match="max_concurrency"):
         OpenAIBackendConfig(max_concurrency=0)
-    with pytest.raises(ValueError, match="pool.openai.model"):
+    with pytest.raises(ValueError, match="judge_pool.openai.model"):
         OpenAIBackend(OpenAIBackendConfig(model=""))
 
 

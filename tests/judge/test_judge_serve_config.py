@@ -68,7 +68,7 @@ def test_vllm_config_checks() -> None:
         VllmBackendConfig(kv_cache_gib=0)
     with pytest.raises(ValueError, match="dtype"):
         VllmBackendConfig(dtype="int8")
-    with pytest.raises(ValueError, match="pool.vllm.model"):
+    with pytest.raises(ValueError, match="judge_pool.vllm.model"):
         make_backend("vllm", VllmBackendConfig(model=""))
 
 
@@ -79,10 +79,10 @@ def test_registry_lists_all_backends() -> None:
 
 
 def test_exposed_http_without_token_is_refused() -> None:
-    # The host is the proxy's real bind (judge/pool.py reads it from a running Serve), not pool.http_host.
+    # The host is the proxy's real bind (judge/pool.py reads it from a running Serve), not judge_pool.http_host.
     env = JudgePoolConfig().auth_token_env
     for exposed in ("0.0.0.0", "::", "10.1.2.3", "judge.internal"):
-        with pytest.raises(ValueError, match=f"{env}.*pool.http_host=127.0.0.1"):
+        with pytest.raises(ValueError, match=f"{env}.*judge_pool.http_host=127.0.0.1"):
             check_http_exposure(exposed, "", env)
         check_http_exposure(exposed, "t0ken", env)  # with a token it may serve
     check_http_exposure("127.0.0.1", "", env)  # loopback needs none

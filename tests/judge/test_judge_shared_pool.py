@@ -58,13 +58,15 @@ def min_replicas_deployed(app: str) -> int:
 @pytest.fixture(scope="module")
 def serve_judge_cfg() -> ServeJudgeConfig:
     """serve-judge's own defaults (stable app name, loopback HTTP), on a free port of this machine."""
-    return load_config(ServeJudgeConfig, None, [f"pool.http_port={free_port()}", "pool.max_replicas=2"])
+    return load_config(ServeJudgeConfig, None, [f"judge_pool.http_port={free_port()}", "judge_pool.max_replicas=2"])
 
 
 @pytest.fixture(scope="module")
 def serve_instance(ray_cluster: None, serve_judge_cfg: ServeJudgeConfig) -> None:
     """Serve with serve-judge's loopback proxy, whichever test starts first."""
-    serve.start(http_options={"host": serve_judge_cfg.pool.http_host, "port": serve_judge_cfg.pool.http_port})
+    serve.start(
+        http_options={"host": serve_judge_cfg.judge_pool.http_host, "port": serve_judge_cfg.judge_pool.http_port}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -110,14 +112,14 @@ def test_two_jobs_share_one_serve_judge_pool_and_neither_deletes_it(
 ) -> None:
     start = time.monotonic()
     # What `serve_judge.main` deploys: its config, its rows, the stable app name.
-    shared = JudgePool.start(serve_judge_cfg.judge, serve_judge_cfg.pool, rows)
-    name = serve_judge_cfg.pool.app_name
-    assert name == "privacyalign-judge" and shared.http_bind == ("127.0.0.1", serve_judge_cfg.pool.http_port)
+    shared = JudgePool.start(serve_judge_cfg.judge, serve_judge_cfg.judge_pool, rows)
+    name = serve_judge_cfg.judge_pool.app_name
+    assert name == "privacyalign-judge" and shared.http_bind == ("127.0.0.1", serve_judge_cfg.judge_pool.http_port)
     floor = min_replicas_deployed(name)
 
     # A second serve-judge under the same name would replace the running one: refused.
     with pytest.raises(ValueError, match="already runs on this cluster"):
-        JudgePool.start(serve_judge_cfg.judge, serve_judge_cfg.pool, rows)
+        JudgePool.start(serve_judge_cfg.judge, serve_judge_cfg.judge_pool, rows)
 
     train_ids = [i for i, row in rows.items() if in_split(row, "train")]
     jobs = {
