@@ -45,6 +45,15 @@ def _lines(cfg: Any, values: dict[str, Any], indent: str) -> list[str]:
 
 @cache
 def _field_comments(cls: type) -> dict[str, list[str]]:
+    """Field name → its comment lines, from `cls` and the dataclasses it extends (a subclass's own wins)."""
+    comments: dict[str, list[str]] = {}
+    for klass in reversed(cls.__mro__):
+        if dataclasses.is_dataclass(klass):
+            comments.update(_own_field_comments(klass))
+    return comments
+
+
+def _own_field_comments(cls: type) -> dict[str, list[str]]:
     """Field name → the `#` comment lines (text after `# `) written directly above it in `cls`'s body."""
     source = textwrap.dedent(inspect.getsource(cls))
     source_lines = source.splitlines()

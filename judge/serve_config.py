@@ -13,35 +13,29 @@ from dataclasses import dataclass, field
 
 from cluster.config_checks import FieldChecks
 from cluster.resources import check_custom_resources
+from rollout.config import VllmEngineConfig
 
 
 @dataclass
-class VllmBackendConfig:
-    """A vLLM engine inside each judge replica (docs/architecture.md §2.1)."""
+class VllmBackendConfig(VllmEngineConfig):
+    """A vLLM engine inside each judge replica (docs/architecture.md §2.1): the rollout engine's model and
+    sizing fields (`model` empty = must be set before the pool starts; the engine seed is overridden by
+    each request's JudgeRequest.seed, recorded in provenance), plus the judge's own sampling.
+    """
 
-    # HF-format model directory or hub id of the judge model; empty = must be set before the pool starts.
-    model: str = ""
-    # Weights dtype; float32 on CPU (bf16 dies with SIGILL on the CPU build), bfloat16 on GPUs.
-    dtype: str = "float32"
-    # Longest prompt + completion the engine accepts, in tokens.
+    # Longest prompt + completion, in tokens: a judge prompt carries the scenario, the annotator block and
+    # the candidates, so it is longer than an agent's.
     max_model_len: int = 2048
-    # KV cache size on CPU in whole GiB (exported as VLLM_CPU_KVCACHE_SPACE before the engine starts).
-    kv_cache_gib: int = 1
-    # GPU memory fraction for weights + KV cache when running on a GPU.
+    # GPU memory fraction for weights + KV cache: a judge replica has its GPU to itself.
     gpu_memory_utilization: float = 0.85
     # Tokens the judge may generate per request (reasoning + the final verdict line).
     max_tokens: int = 512
     # Sampling temperature; 0 = greedy, so a verdict is a function of its prompt.
     temperature: float = 0.0
-    # Engine seed (each request is sampled with its own JudgeRequest.seed, recorded in provenance).
-    seed: int = 0
 
     def __post_init__(self) -> None:
         checks = FieldChecks(self, "judge_pool.vllm")
-        checks.one_of("dtype", ("float32", "bfloat16", "float16", "auto"))
-        checks.bounds("max_model_len", ge=16, hint=" tokens")
-        checks.bounds("kv_cache_gib", ge=1, hint=" (whole GiB)")
-        checks.bounds("gpu_memory_utilization", gt=0, le=1)
+        self.check_engine_fields(checks)
         checks.bounds("max_tokens", ge=1)
         checks.bounds("temperature", ge=0, hint=" (0 = greedy)")
         checks.done()

@@ -1,4 +1,9 @@
-"""Rollout configuration: the vLLM engines, sampling, their placement, and weight sync."""
+"""Rollout configuration: the vLLM engines, sampling, their placement, and weight sync.
+
+`VllmEngineConfig` is one vLLM engine's model and sizing. The rollout engines extend it here, and the
+vllm judge extends it as `judge_pool.vllm` (judge/serve_config.py). Both are started by
+rollout/vllm_start.py, so a fix to how an engine starts on CPU reaches both.
+"""
 
 from __future__ import annotations
 
@@ -17,22 +22,16 @@ WEIGHT_SYNC_TRANSPORTS = ("object_store", "collective")
 LOGPROBS_MODES = ("raw_logprobs", "processed_logprobs")
 # What to do with a prompt longer than the model window allows.
 PROMPT_OVERFLOW = ("skip", "truncate_left")
+# Weight dtypes vLLM accepts here.
+DTYPES = ("float32", "bfloat16", "float16", "auto")
 
 
 @dataclass
-class RolloutConfig:
-    """Everything the rollout engines need; the lead composes it into jobs/config.py as `rollout`."""
+class VllmEngineConfig:
+    """One vLLM engine's model and sizing, shared by the rollout engines and the vllm judge."""
 
-    # HF-format model directory (or hub id) the engines load; the learner's initial weights.
+    # HF-format model directory or hub id the engine loads.
     model: str = ""
-    # Number of engines (RolloutActors); each holds one vLLM engine.
-    num_engines: int = 1
-    # Tensor-parallel degree of each engine (GPUs only; must be 1 on CPU).
-    tensor_parallel_size: int = 1
-    # CPUs reserved per engine actor.
-    num_cpus_per_engine: float = 1.0
-    # GPUs reserved per engine actor (0 on CPU; tensor_parallel_size on GPUs).
-    num_gpus_per_engine: float = 0.0
     # Weights/activations dtype; float32 on CPU (bfloat16 crashes the CPU backend with SIGILL).
     dtype: str = "float32"
     # Longest prompt + completion, in tokens.
@@ -41,12 +40,40 @@ class RolloutConfig:
     kv_cache_gib: int = 1
     # Fraction of GPU memory an engine may use (GPUs only).
     gpu_memory_utilization: float = 0.5
-    # Reuse KV blocks of shared prompt prefixes (the G samples of a prompt share theirs); reset on weight sync.
+    # Reuse KV blocks of shared prompt prefixes (a prompt's G samples, a scenario's judge requests); the
+    # rollout engines reset them on each weight sync.
     enable_prefix_caching: bool = True
     # Compile the model (torch.compile / CUDA graphs); off = eager, faster engine start for tiny CPU runs.
     enable_compile: bool = False
     # Most sequences an engine schedules at once.
     max_num_seqs: int = 64
+    # Engine seed: same weights, prompts and schedule give the same samples.
+    seed: int = 0
+
+    def check_engine_fields(self, checks: FieldChecks) -> None:
+        """Record the problems of the engine fields into the subclass's `checks` (it names the section)."""
+        checks.one_of("dtype", DTYPES)
+        checks.bounds("max_model_len", "max_num_seqs", ge=1)
+        if not isinstance(self.kv_cache_gib, int) or self.kv_cache_gib < 1:
+            checks.fail(f"{checks.section}.kv_cache_gib must be a whole number of GiB >= 1, got {self.kv_cache_gib}")
+        checks.bounds("gpu_memory_utilization", gt=0, le=1)
+
+
+@dataclass
+class RolloutConfig(VllmEngineConfig):
+    """Everything the rollout engines need; the lead composes it into jobs/config.py as `rollout`.
+
+    `model` (from VllmEngineConfig) is also the learner's initial weights.
+    """
+
+    # Number of engines (RolloutActors); each holds one vLLM engine.
+    num_engines: int = 1
+    # Tensor-parallel degree of each engine (GPUs only; must be 1 on CPU).
+    tensor_parallel_size: int = 1
+    # CPUs reserved per engine actor.
+    num_cpus_per_engine: float = 1.0
+    # GPUs reserved per engine actor (0 on CPU; tensor_parallel_size on GPUs).
+    num_gpus_per_engine: float = 0.0
     # Samples per prompt, G (the paper uses 4).
     samples_per_prompt: int = 4
     # Sampling temperature.
@@ -57,8 +84,6 @@ class RolloutConfig:
     max_tokens: int = 256
     # Stop strings (the stop string itself is not part of the completion).
     stop: list[str] = field(default_factory=list)
-    # Engine seed: same weights, prompts and schedule give the same samples.
-    seed: int = 0
     # Keep generating past EOS up to max_tokens (benchmarks use fixed lengths).
     enable_ignore_eos: bool = False
     # Which logprob vLLM reports for each sampled token (see LOGPROBS_MODES).
@@ -83,14 +108,12 @@ class RolloutConfig:
 
     def __post_init__(self) -> None:
         checks = FieldChecks(self, "rollout")
-        checks.bounds("num_engines", "tensor_parallel_size", "max_model_len", "max_num_seqs", ge=1)
+        self.check_engine_fields(checks)
+        checks.bounds("num_engines", "tensor_parallel_size", ge=1)
         checks.bounds("samples_per_prompt", "max_tokens", "dispatch_chunk_prompts", ge=1)
         checks.bounds("num_cpus_per_engine", "num_gpus_per_engine", ge=0)
         checks.bounds("call_timeout_s", gt=0, hint=" seconds")
         checks.run(check_custom_resources, "rollout.resources_per_engine", self.resources_per_engine)
-        if not isinstance(self.kv_cache_gib, int) or self.kv_cache_gib < 1:
-            checks.fail(f"rollout.kv_cache_gib must be a whole number of GiB >= 1, got {self.kv_cache_gib}")
-        checks.bounds("gpu_memory_utilization", gt=0, le=1)
         checks.bounds("temperature", ge=0, hint=" (0 = greedy)")
         checks.bounds("top_p", gt=0, le=1)
         if self.max_tokens >= self.max_model_len:

@@ -1,11 +1,11 @@
-"""The vLLM engine wrapper: the only rollout module that imports vLLM.
+"""The rollout engine: a vLLM engine (started by rollout/vllm_start.py) that samples and takes new weights.
 
 `RolloutEngine` turns token-id prompts into a :class:`TrajectoryBatch` (G samples per prompt, the
 logprob vLLM computed for each sampled token, finish reasons) and loads new weights into the live
 engine. Weights travel through a shared-memory staging buffer the vLLM worker maps; ``LLM.collective_rpc``
 only carries its layout to methods that :class:`WeightSyncWorkerExtension` adds to every vLLM worker
 (on GPUs RPC arguments are pickled through the engine-core process, and tensors nested in them arrive
-as lists). On CPU the engine core runs inside the calling process (see `RolloutEngine.__init__`).
+as lists). On CPU the engine core runs inside the calling process (see rollout/vllm_start.py).
 One engine per process is the rule, so actors hold one engine for their whole life.
 """
 
@@ -26,6 +26,7 @@ from vllm.model_executor.model_loader.reload.layerwise import LAYERWISE_INFO
 
 from rollout.batch import TrajectoryBatch
 from rollout.config import RolloutConfig
+from rollout.vllm_start import start_vllm
 from rollout.weight_sync import Bucket, ManifestEntry
 
 logger = logging.getLogger(__name__)
@@ -148,33 +149,12 @@ class RolloutEngine:
         self.truncated_prompts = 0
         self._staging = _WeightStaging()
         kwargs: dict[str, Any] = {}
-        if cfg.on_gpu:
-            kwargs["gpu_memory_utilization"] = cfg.gpu_memory_utilization
-        else:
-            # Read by the CPU backend when the engine core starts.
-            os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(cfg.kv_cache_gib)
-            # The engine core runs in this process. vLLM's default separate engine-core process
-            # busy-polls its worker's replies while the worker computes (40 % of a core measured
-            # during generation), and on a small CPU box that time is taken from the learner. In this
-            # process the engine also uses just the threads Ray gave the actor (OMP_NUM_THREADS), and
-            # it dies with the actor instead of outliving a SIGKILL. VLLM_ENABLE_V1_MULTIPROCESSING=1 in
-            # the job's environment restores vLLM's default.
-            os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-            # No chunked prefill on CPU: a partially prefilled request with a per-request seed makes
-            # vLLM 0.32 rewind its generator's offset, which CPU generators reject ("CPU Generator
-            # does not use offset") and the engine dies. A token budget covering a full batch avoids it.
-            kwargs["max_num_batched_tokens"] = cfg.max_num_seqs * cfg.max_model_len
         if cfg.weight_sync == "collective":
             kwargs["weight_transfer_config"] = {"backend": "nccl"}
-        self.llm: LLM | None = LLM(
-            model=cfg.model,
+        self.llm: LLM | None = start_vllm(
+            cfg,
+            on_gpu=cfg.on_gpu,
             tensor_parallel_size=cfg.tensor_parallel_size,
-            dtype=cfg.dtype,
-            max_model_len=cfg.max_model_len,
-            seed=cfg.seed,
-            enable_prefix_caching=cfg.enable_prefix_caching,
-            enforce_eager=not cfg.enable_compile,
-            max_num_seqs=cfg.max_num_seqs,
             logprobs_mode=cfg.logprobs_mode,
             worker_extension_cls=f"{__name__}.WeightSyncWorkerExtension",
             **kwargs,

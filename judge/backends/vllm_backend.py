@@ -2,19 +2,23 @@
 
 Each Serve replica owns one engine; `@serve.batch` hands it up to `max_batch_size` requests, which
 vLLM schedules together (continuous batching), so replicas × batch size is the pool's parallelism.
-The model's own chat template turns the judge messages into a prompt. On CPU the engine runs in
-float32 (bf16 dies with SIGILL on the CPU build), sizes its KV cache from VLLM_CPU_KVCACHE_SPACE and
-computes in the replica's own process with the replica's CPUs as threads.
+The model's own chat template turns the judge messages into a prompt. The engine starts as a rollout
+engine does (rollout/vllm_start.py): on CPU in float32 (bf16 dies with SIGILL on the CPU build), its KV
+cache sized from VLLM_CPU_KVCACHE_SPACE, computing in the replica's own process with its CPUs as threads.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from judge.backends.base import JudgeRequest
 from judge.serve_config import VllmBackendConfig
+from rollout.vllm_start import start_vllm
+
+if TYPE_CHECKING:
+    from vllm import LLM
 
 logger = logging.getLogger(__name__)
 
@@ -29,31 +33,12 @@ class VllmBackend:
     def __init__(self, cfg: VllmBackendConfig):
         if not cfg.model:
             raise ValueError("vllm backend: set judge_pool.vllm.model to the judge model's HF directory or hub id")
-        # Read by vLLM's CPU worker when the engine starts; harmless on GPUs.
-        os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(cfg.kv_cache_gib)
         import torch
-        from vllm import LLM  # heavy import: only replicas that use this backend pay for it
 
         self.cfg = cfg
         self.name = "vllm"
         self.model = cfg.model
-        on_gpu = torch.cuda.is_available()
-        gpu_kwargs = {"gpu_memory_utilization": cfg.gpu_memory_utilization} if on_gpu else {}
-        if not on_gpu:
-            # The engine core runs in this process, as the rollout engine's does (rollout/engine.py). vLLM's
-            # separate engine-core process binds its threads to cores chosen by local rank, which is 0 in
-            # every replica, so all replicas on a node computed on the same core and added no throughput;
-            # here the engine uses the threads Ray gave the replica (OMP_NUM_THREADS = its CPUs).
-            # VLLM_ENABLE_V1_MULTIPROCESSING=1 in the job's environment restores vLLM's default.
-            os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-        self._llm: LLM | None = LLM(
-            model=cfg.model,
-            dtype=cfg.dtype,
-            max_model_len=cfg.max_model_len,
-            seed=cfg.seed,
-            enforce_eager=True,
-            **gpu_kwargs,
-        )
+        self._llm: LLM | None = start_vllm(cfg, on_gpu=torch.cuda.is_available())
         self._tokenizer = self._llm.get_tokenizer()
         logger.info("vllm judge engine up: model=%s dtype=%s max_model_len=%d", cfg.model, cfg.dtype, cfg.max_model_len)
 
