@@ -27,15 +27,27 @@ class LearnerActor:
 
     Args:
         cfg: the learner section of the run config.
+        sampling_temperature: the rollout engines' temperature (see LearnerEngine).
         rank, world_size, master_addr, master_port: supplied by ActorGroup (enable_rendezvous=True).
     """
 
-    def __init__(self, cfg: LearnerConfig, *, rank: int, world_size: int, master_addr: str, master_port: int):
+    def __init__(
+        self,
+        cfg: LearnerConfig,
+        sampling_temperature: float,
+        *,
+        rank: int,
+        world_size: int,
+        master_addr: str,
+        master_port: int,
+    ):
         logging.basicConfig(level=logging.INFO)
         # Imported here so that importing this module (for the class) does not import DeepSpeed.
         from learner.engine import LearnerEngine
 
-        self.learner = LearnerEngine(cfg, rank, world_size, master_addr, master_port)
+        self.learner = LearnerEngine(
+            cfg, rank, world_size, master_addr, master_port, sampling_temperature=sampling_temperature
+        )
 
     def train_step(self, shard: TrajectoryBatch) -> dict[str, float]:
         """One optimizer step on this rank's shard (a top-level ObjectRef argument, resolved by Ray)."""

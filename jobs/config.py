@@ -80,10 +80,10 @@ def validate(cfg: TrainConfig) -> list[str]:
             "judge.reward_mode=peer_pairwise compares samples of one prompt: set rollout.samples_per_prompt >= 2 "
             "(the paper uses 4) or use judge.reward_mode=anchor/pointwise"
         )
-    if cfg.learner.temperature != cfg.rollout.temperature:
+    if cfg.rollout.temperature == 0:
         errors.append(
-            f"learner.temperature={cfg.learner.temperature} must equal rollout.temperature={cfg.rollout.temperature}: "
-            "the learner divides logits by it so its logprobs match the behaviour logprobs vLLM returned"
+            "rollout.temperature=0 (greedy) cannot be trained on: the learner divides logits by the sampling "
+            "temperature so its logprobs match the behaviour logprobs vLLM returned; use a temperature > 0"
         )
     if cfg.trainer.schedule == "async" and cfg.trainer.max_staleness < 1:
         errors.append("trainer.schedule=async needs trainer.max_staleness >= 1 (generation runs one step ahead)")

@@ -52,9 +52,6 @@ class LearnerConfig:
     # and to itself (same logprobs and gradients, fewer tokens): `auto` where the model's attention supports
     # the mask (SDPA, eager), else one sample per row, logged once; `on` fails where unsupported; `off`.
     shared_prefix: str = "auto"
-    # Sampling temperature of the rollout engines (must equal rollout.temperature): logits are divided
-    # by it so logπ matches vLLM's processed logprobs, the importance ratio's logπ_old.
-    temperature: float = 1.0
     # Policy loss by registered name: `sapo` (paper), `vanilla` (−r·A) or `clipped` (PPO/GRPO surrogate).
     loss: str = "sapo"
     # `clipped` only: the ratio is clipped below at 1 − clip_eps_low.
@@ -94,7 +91,7 @@ class LearnerConfig:
         checks.run(check_shared_prefix_mode, self.shared_prefix)
         if not all(0.0 <= b < 1.0 for b in self.betas if math.isfinite(b)):
             checks.fail(f"learner.betas must lie in [0, 1), got {self.betas}")
-        positive = ("lr", "temperature", "micro_batch_tokens", "kl_position_chunk", "kl_vocab_chunk", "eps")
+        positive = ("lr", "micro_batch_tokens", "kl_position_chunk", "kl_vocab_chunk", "eps")
         checks.bounds(*positive, "export_bucket_mb", gt=0)
         checks.bounds("weight_decay", "grad_clip", "warmup_steps", "kl_coef", "checkpoint_keep_last", ge=0)
         checks.bounds("clip_eps_low", "clip_eps_high", gt=0, lt=1)

@@ -76,12 +76,26 @@ class LearnerEngine:
     The caller has set up nothing: the constructor joins the torch.distributed group through
     `deepspeed.init_distributed` (rank 0's address as the TCP rendezvous), loads the HF checkpoint
     in float32 on every rank, and lets DeepSpeed partition it.
+
+    `sampling_temperature` is the rollout engines' (`rollout.temperature`, passed by the job rather than
+    set twice): logits are divided by it so logπ matches vLLM's processed logprobs, the importance
+    ratio's logπ_old.
     """
 
-    def __init__(self, cfg: LearnerConfig, rank: int, world_size: int, master_addr: str, master_port: int):
+    def __init__(
+        self,
+        cfg: LearnerConfig,
+        rank: int,
+        world_size: int,
+        master_addr: str,
+        master_port: int,
+        *,
+        sampling_temperature: float,
+    ):
         if world_size != cfg.num_ranks:
             raise ValueError(f"world_size={world_size} but learner.num_ranks={cfg.num_ranks}; they must match")
         self.cfg, self.rank, self.world_size = cfg, rank, world_size
+        self.sampling_temperature = sampling_temperature
         backend = cfg.resolved_backend(torch.cuda.is_available())
         # DeepSpeed reads these for its own bookkeeping; each actor sees exactly its own device(s).
         os.environ.update(
@@ -144,13 +158,13 @@ class LearnerEngine:
     # ---- training ---------------------------------------------------------------------------------
     def _micro_step(self, mb: MicroBatch, scale: float) -> torch.Tensor:
         """Forward + backward of one micro-batch; returns this micro-batch's _MICRO_SUMS, in order."""
-        logits = completion_logits(self.engine, mb, self.cfg.temperature)
+        logits = completion_logits(self.engine, mb, self.sampling_temperature)
         logprobs = token_logprobs(logits, mb.targets)
         out = policy_loss(self.cfg.loss, logprobs, mb.old_logprobs, mb.advantages, mb.mask, self.loss_params)
         kl_sum = torch.zeros((), device=logits.device)
         if self.ref is not None:
             with torch.no_grad():
-                ref_logits = completion_logits(self.ref, mb, self.cfg.temperature)
+                ref_logits = completion_logits(self.ref, mb, self.sampling_temperature)
             if self.cfg.kl_estimator == "full":
                 kl = full_reverse_kl(logits, ref_logits, self.cfg.kl_position_chunk, self.cfg.kl_vocab_chunk)
             else:

@@ -32,6 +32,8 @@ COLUMNS = ["config", "layout", "ranks", "zero", "step s", "samples/s", "effectiv
 LAYOUTS = {"per-sample": "off", "shared": "on"}
 # Phases of the plain-PyTorch step (layout = micro-batch padding); backward runs through the loss and the KL.
 PHASES = ("layout", "policy forward", "reference forward", "KL", "loss", "backward", "optimizer")
+# The bench's batches stand for samples drawn at temperature 1, as the plain-PyTorch step assumes too.
+SAMPLING_TEMPERATURE = 1.0
 
 
 class _PhaseClock:
@@ -97,7 +99,8 @@ def _group_step_seconds(cfg: LearnerConfig, batch: TrajectoryBatch, repeats: int
     from actors.learner_actor import LearnerActor, learner_group_config
 
     cpus = max(1.0, (os.cpu_count() or 2) / cfg.num_ranks)
-    group = ActorGroup(LearnerActor, learner_group_config(cfg, num_cpus_per_rank=cpus), cfg, name="bench-learner")
+    group_cfg = learner_group_config(cfg, num_cpus_per_rank=cpus)
+    group = ActorGroup(LearnerActor, group_cfg, cfg, SAMPLING_TEMPERATURE, name="bench-learner")
     try:
         shards = [ray.put(s) for s in batch.shard_by_group(cfg.num_ranks)]
         times = []

@@ -50,8 +50,9 @@ class LearnerGroup:
     only its own ref says so (the others block in the collective).
     """
 
-    def __init__(self, cfg: Any, num_gpus_per_rank: float):
-        self.group = ActorGroup(LearnerActor, learner_group_config(cfg, num_gpus_per_rank=num_gpus_per_rank), cfg)
+    def __init__(self, cfg: Any, sampling_temperature: float, num_gpus_per_rank: float):
+        group_cfg = learner_group_config(cfg, num_gpus_per_rank=num_gpus_per_rank)
+        self.group = ActorGroup(LearnerActor, group_cfg, cfg, sampling_temperature)
         self.num_ranks = len(self.group)
         self.call_timeout_s: float = cfg.call_timeout_s
 
@@ -134,6 +135,7 @@ class TrainingSession:
         self.canary_rows_ref = ray.put(canary_rows) if canary_rows else None
         self.learner = LearnerGroup(
             dataclasses.replace(cfg.learner, model_path=model_path, checkpoint_dir=self.checkpoint_dir),
+            sampling_temperature=cfg.rollout.temperature,
             num_gpus_per_rank=1.0 if cfg.cluster.num_gpus > 0 and cfg.learner.backend != "gloo" else 0.0,
         )
         # Before anything is trained: a rank on a node with its own disk at that path would write

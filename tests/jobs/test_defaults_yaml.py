@@ -46,10 +46,12 @@ def test_defaults_yaml_spells_out_every_field():
 
 
 def test_a_field_has_its_source_comment_right_above_it():
-    # learner.temperature: a two-line comment in learner/config.py, distinct from rollout.temperature's.
-    expected = (
-        "  # Sampling temperature of the rollout engines (must equal rollout.temperature): logits are divided\n"
-        "  # by it so logπ matches vLLM's processed logprobs, the importance ratio's logπ_old.\n"
-        "  temperature: 1.0\n"
-    )
-    assert expected in DEFAULTS_FILE.read_text(encoding="utf-8")
+    text = DEFAULTS_FILE.read_text(encoding="utf-8")
+    # rollout.model: declared in VllmEngineConfig, which RolloutConfig extends; the comment comes with it.
+    assert "rollout:\n  # HF-format model directory or hub id the engine loads.\n  model: ''\n" in text
+    # judge_pool.vllm.max_model_len: a two-line comment of the subclass that overrides the inherited one.
+    assert (
+        "    # Longest prompt + completion, in tokens: a judge prompt carries the scenario, the annotator block and\n"
+        "    # the candidates, so it is longer than an agent's.\n"
+        "    max_model_len: 2048\n"
+    ) in text

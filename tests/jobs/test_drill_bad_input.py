@@ -107,11 +107,15 @@ def test_invalid_config_lists_every_error_at_once(tmp_path, capsys):
         capsys,
         "rollout.samples_per_prompt=1",
         "rollout.dtype=bfloat16",
-        "rollout.temperature=0.7",
+        "rollout.temperature=0",
     )
     assert rc == 2
     assert "3 config error(s)" in err
-    assert "samples_per_prompt >= 2" in err and "SIGILL" in err and "learner.temperature=1.0 must equal" in err
+    assert (
+        "samples_per_prompt >= 2" in err
+        and "SIGILL" in err
+        and "rollout.temperature=0 (greedy) cannot be trained on" in err
+    )
     assert not (tmp_path / "run").exists(), "config errors are reported before the run directory is made"
 
 

@@ -45,10 +45,11 @@ def test_invalid_config_lists_every_error_at_once():
     assert "samples_per_prompt >= 2" in info.value.errors[0] and "SIGILL" in info.value.errors[1]
 
 
-def test_learner_and_rollout_temperatures_must_agree():
-    with pytest.raises(ConfigError, match="learner.temperature=1.0 must equal rollout.temperature=0.7"):
-        load_train_config("tiny-cpu", ["rollout.temperature=0.7"])
-    assert load_train_config("tiny-cpu", ["rollout.temperature=0.7", "learner.temperature=0.7"])
+def test_training_needs_a_sampling_temperature_above_zero():
+    # The learner takes rollout.temperature from the job; there is no second setting to keep equal.
+    assert load_train_config("tiny-cpu", ["rollout.temperature=0.7"]).rollout.temperature == 0.7
+    with pytest.raises(ConfigError, match=r"rollout.temperature=0 \(greedy\) cannot be trained on"):
+        load_train_config("tiny-cpu", ["rollout.temperature=0"])
 
 
 def test_gpu_overcommit_is_reported():

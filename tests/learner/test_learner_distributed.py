@@ -83,7 +83,7 @@ def make_group(model_dir: Path, num_ranks: int, **overrides) -> ActorGroup:
         model_path=str(model_dir), num_ranks=num_ranks, lr=1e-3, eps=1e-3, kl_coef=0.05, micro_batch_tokens=48
     )
     cfg = LearnerConfig(**{**settings, **overrides})
-    return ActorGroup(LearnerActor, learner_group_config(cfg), cfg, name=f"learner{num_ranks}")
+    return ActorGroup(LearnerActor, learner_group_config(cfg), cfg, 1.0, name=f"learner{num_ranks}")
 
 
 def train(group: ActorGroup, batch: TrajectoryBatch) -> dict[str, float]:
