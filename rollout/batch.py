@@ -2,7 +2,7 @@
 
 A :class:`TrajectoryBatch` holds one row per *sample* (G samples per prompt share a ``group_id``).
 Token sequences are ragged Python lists, not padded tensors: they travel through the Ray object store
-and Arrow logs as-is, and the learner pads per micro-batch. Judge and reward fields start empty
+as-is, and the learner pads per micro-batch. Judge and reward fields start empty
 (``None``) and are filled with :meth:`TrajectoryBatch.with_scores`; every constructor validates
 lengths so a malformed batch fails where it was built, not three actors later.
 """
@@ -12,8 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
-
-import pyarrow as pa
 
 # Per-sample judge statuses (docs/architecture.md §1.2). Anything but `ok` means the sample's reward is invalid.
 JUDGE_STATUSES = ("ok", "parse_error", "empty_response", "judge_error")
@@ -157,24 +155,3 @@ class TrajectoryBatch:
             parts = [getattr(b, name) for b in batches]
             kwargs[name] = None if any(p is None for p in parts) else [x for p in parts for x in p]
         return TrajectoryBatch(**kwargs)
-
-    # ---- Arrow (logs, Ray Data) ---------------------------------------------------------------
-    def to_arrow(self) -> pa.Table:
-        """One Arrow row per sample; scored columns are null before scoring."""
-        columns: dict[str, Any] = {name: getattr(self, name) for name in _PER_SAMPLE}
-        for name in _SCORED:
-            value = getattr(self, name)
-            columns[name] = value if value is not None else [None] * len(self)
-        columns["policy_version"] = [self.policy_version] * len(self)
-        return pa.table(columns)
-
-    @classmethod
-    def from_arrow(cls, table: pa.Table) -> TrajectoryBatch:
-        data = table.to_pydict()
-        kwargs: dict[str, Any] = {name: data[name] for name in _PER_SAMPLE}
-        for name in _SCORED:
-            column = data.get(name)
-            kwargs[name] = None if column is None or any(v is None for v in column) else column
-        versions = data.get("policy_version") or [0]
-        kwargs["policy_version"] = int(min(versions)) if versions else 0
-        return cls(**kwargs)

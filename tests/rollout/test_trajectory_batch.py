@@ -93,12 +93,3 @@ def test_concat_drops_scores_unless_all_parts_have_them_and_keeps_oldest_version
 
 def test_groups_map_group_ids_to_indices():
     assert make_batch(5).groups() == {0: [0, 1], 1: [2, 3], 2: [4]}
-
-
-def test_arrow_round_trip_scored_and_unscored():
-    unscored = make_batch(4)
-    assert TrajectoryBatch.from_arrow(unscored.to_arrow()) == unscored
-    scored = unscored.with_scores([1.5, -2, 0, 0], [0.5, -1, 0, 0], [True, True, False, True], ["ok"] * 4)
-    table = scored.to_arrow()
-    assert table.num_rows == 4 and "advantages" in table.column_names
-    assert TrajectoryBatch.from_arrow(table) == scored
