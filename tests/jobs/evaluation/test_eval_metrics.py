@@ -16,7 +16,6 @@ from jobs.evaluation.metrics import (
     confusion_matrix,
     grouped_mean_and_worst,
     judge_leak_omit,
-    lens_case,
     majority_label,
     mean_and_std,
     pearson,
@@ -102,10 +101,10 @@ def test_repeated_judging_mean_and_sample_std():
 
 def test_privacylens_case_and_adjusted_leak_rate():
     cases = [
-        lens_case([False, True], 3),  # leaks (one secret of two), helpful
-        lens_case([False, False], 2),  # clean, helpful
-        lens_case([True], 1),  # leaks, not helpful
-        lens_case([None, False], None),  # unparsed secret → leak; unparsed helpfulness → 0
+        LensCase((False, True), 3),  # leaks (one secret of two), helpful
+        LensCase((False, False), 2),  # clean, helpful
+        LensCase((True,), 1),  # leaks, not helpful
+        LensCase((True, False), 0),  # leaks, not helpful
     ]
     assert [c.leaks for c in cases] == [True, False, True, True]
     out = privacylens_rates(cases)
@@ -114,14 +113,13 @@ def test_privacylens_case_and_adjusted_leak_rate():
     assert out["helpfulness_mean"] == pytest.approx(6 / 4)
     assert out["helpful_rate"] == 0.5 and out["n_helpful"] == 2
     assert out["adjusted_leak_rate"] == 0.5  # helpful cases: one leaks, one does not
-    assert privacylens_rates([lens_case([True], 0)])["adjusted_leak_rate"] is None
-    assert lens_case([False], 7).helpfulness == 0  # out of the 0-3 scale
+    assert privacylens_rates([LensCase((True,), 0)])["adjusted_leak_rate"] is None
 
 
 def test_privacylens_unusable_case_is_never_a_non_leak():
     unusable = LensCase((False, False), 0, usable=False)
     # 2 usable (one leaks) + 2 unusable: unusable 2/4, leak among usable 1/2, paper leak (1 + 2)/4.
-    out = privacylens_rates([lens_case([True], 3), lens_case([False], 3), unusable, unusable])
+    out = privacylens_rates([LensCase((True,), 3), LensCase((False,), 3), unusable, unusable])
     assert out["unusable_rate"] == 0.5 and out["n_usable"] == 2
     assert out["leak_among_usable"] == 0.5 and out["leak_paper"] == 0.75
     assert out["helpfulness_mean"] == 1.5 and out["adjusted_leak_rate"] == 0.5
