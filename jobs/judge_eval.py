@@ -7,7 +7,7 @@
 Two comparisons, by what a row carries (docs/architecture.md §1.5, §3):
 
 * **Generated rows** (ground truth): the judge grades oracle-labelled candidates that are not the
-  references (jobs/evaluation/candidates.py: aliases, other phrasings, partial secrets, harmless
+  references (scenarios/candidates.py: aliases, other phrasings, partial secrets, harmless
   mentions, dropped and changed facts). The *with annotations* variant shows every annotation: they
   describe the references, so they calibrate the judge without giving away the candidates' labels.
   The default split is `test`, whose private matters no judge was trained on.
@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jobs.config_loading import ConfigError, load_config
-from jobs.evaluation.candidates import REFERENCE_KINDS, Candidate, build_candidates
 from jobs.evaluation.config import EvalJobConfig
 from jobs.evaluation.human_labels import (
     SIDES,
@@ -47,6 +46,7 @@ from jobs.evaluation.metrics import agreement, pearson, spearman
 from jobs.evaluation.records import ResultStore
 from jobs.evaluation.run_setup import prepare_run
 from rollout.prompts import reference_answer
+from scenarios.candidates import REFERENCE_KINDS, Candidate, build_candidates
 
 if TYPE_CHECKING:
     from scenarios.schema import ScenarioRow

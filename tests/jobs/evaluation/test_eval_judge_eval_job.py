@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from jobs import judge_eval
-from jobs.evaluation.candidates import CANDIDATE_KINDS
 from judge.backends.offline import OfflineBackend
+from scenarios.candidates import CANDIDATE_KINDS
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "privacyalign" / "example_rows.jsonl"
 

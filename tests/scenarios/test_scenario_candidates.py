@@ -1,4 +1,4 @@
-"""Oracle-labelled candidates of judge-eval, on bundled generated rows and the hub-schema fixtures."""
+"""Oracle-labelled candidates (judge-eval and the tiny judge's training data), on bundled generated rows and the hub-schema fixtures."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from jobs.evaluation.candidates import CANDIDATE_KINDS, build_candidates
 from rollout.answers import parse_answer, payload_of
 from rollout.prompts import reference_answer
+from scenarios.candidates import CANDIDATE_KINDS, build_candidates
 from scenarios.config import bundled_scenarios_path
 from scenarios.loading import load_rows
 from scenarios.oracle import oracle_verdict
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "privacyalign" / "example_rows.jsonl"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "privacyalign" / "example_rows.jsonl"
 
 
 @pytest.fixture(scope="module")
