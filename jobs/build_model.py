@@ -1,6 +1,7 @@
 """`privacyalign build-model`: build (or find cached) the tiny offline Qwen2 checkpoint and print its path.
 
     privacyalign build-model                              # the CPU default (`tiny`)
+    privacyalign build-model --size judge                 # the tiny judge (role judge; judge_pool.vllm.model=tiny-judge)
     privacyalign build-model --size w1                    # benchmark workload W1 (random init)
     privacyalign build-model warm_start_steps=300 seed=1  # TinyModelConfig field overrides
     privacyalign build-model --ship                       # rebuild from scratch and commit-ready copy
@@ -12,6 +13,7 @@ Trailing key=value pairs override fields of learner.tiny_model.TinyModelConfig (
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import shutil
 import sys
@@ -35,7 +37,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--size",
         choices=sorted(TINY_MODEL_SIZES),
         default="tiny",
-        help="named size: tiny (CPU default, warm-started) or w1 (benchmark workload W1, random init)",
+        help="named size: tiny (the CPU default agent), judge (the CPU default judge, trained on judge transcripts "
+        "of generated train rows) or w1 (benchmark workload W1, random init)",
     )
     parser.add_argument("--cache-dir", default=".cache/models", help="directory holding one checkpoint per config hash")
     parser.add_argument("-v", "--verbose", action="store_true", help="log build progress (warm-start loss)")
@@ -43,7 +46,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--ship",
         action="store_true",
         help="build from scratch (ignoring any shipped copy) and write the result to learner/shipped/<config-hash>/, "
-        "the committed checkpoint a fresh machine copies instead of building; old shipped hashes are removed",
+        "the committed checkpoint a fresh machine copies instead of building; older shipped builds of the same "
+        "role (agent or judge) are removed",
     )
     parser.add_argument("overrides", nargs="*", help="TinyModelConfig field overrides as key=value")
     return parser.parse_args(argv)
@@ -76,7 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as scratch:
         built = ensure_tiny_model(cfg, cache_dir=scratch, use_shipped=False)
-        shutil.rmtree(SHIPPED_DIR, ignore_errors=True)
+        for old in SHIPPED_DIR.glob("*/tiny_model_config.json"):  # the role's older builds; the other role's stay
+            if json.loads(old.read_text())["config"].get("role", "agent") == cfg.role:
+                shutil.rmtree(old.parent)
         shutil.copytree(built, SHIPPED_DIR / built.name)
     print(f"{SHIPPED_DIR / built.name} (built in {time.monotonic() - started:.0f} s)")
     return 0

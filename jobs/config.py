@@ -6,6 +6,7 @@ Sections are the components' own dataclasses (each checks its single fields in `
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,22 @@ from rollout.config import RolloutConfig
 from scenarios.config import DataConfig
 
 TINY_MODEL = "tiny"
+
+
+def with_judge_model(pool_cfg: JudgePoolConfig, default: str = "", cache_dir: str = ".cache/models") -> JudgePoolConfig:
+    """`pool_cfg` with `vllm.model` made a loadable path: `tiny-judge` built or copied, empty → `default`.
+
+    Every job that starts a vllm judge calls it on the driver, so replicas load and never build. The
+    tiny judge's context is its trained length, so `vllm.max_model_len` is capped there for it.
+    """
+    from learner.tiny_model import TINY_JUDGE, resolve_judge_model, tiny_model_config
+
+    vllm = pool_cfg.vllm
+    if vllm.model == TINY_JUDGE:
+        trained = tiny_model_config("judge").max_position_embeddings
+        vllm = dataclasses.replace(vllm, max_model_len=min(vllm.max_model_len, trained))
+    model = resolve_judge_model(vllm.model, cache_dir) if vllm.model else default
+    return dataclasses.replace(pool_cfg, vllm=dataclasses.replace(vllm, model=model))
 
 
 @dataclass
@@ -84,6 +101,11 @@ def validate(cfg: TrainConfig) -> list[str]:
         errors.append(
             "rollout.temperature=0 (greedy) cannot be trained on: the learner divides logits by the sampling "
             "temperature so its logprobs match the behaviour logprobs vLLM returned; use a temperature > 0"
+        )
+    if cfg.model.source == TINY_MODEL and cfg.model.tiny.role != "agent":
+        errors.append(
+            f"model.tiny.role={cfg.model.tiny.role}: the trained policy is an agent; a tiny judge is named by "
+            "judge_pool.vllm.model=tiny-judge"
         )
     if cfg.trainer.schedule == "async" and cfg.trainer.max_staleness < 1:
         errors.append("trainer.schedule=async needs trainer.max_staleness >= 1 (generation runs one step ahead)")

@@ -24,6 +24,7 @@ import threading
 from dataclasses import dataclass, field
 
 from cluster.config import ClusterConfig
+from jobs.config import with_judge_model
 from jobs.config_loading import ConfigError, load_config, to_yaml
 from judge.config import JudgeConfig
 from judge.serve_config import JudgePoolConfig
@@ -91,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     connect(cfg.cluster)
     try:
-        pool = JudgePool.start(cfg.judge, cfg.judge_pool, rows)
+        pool_cfg = with_judge_model(cfg.judge_pool) if cfg.judge.backend == "vllm" else cfg.judge_pool
+        pool = JudgePool.start(cfg.judge, pool_cfg, rows)
     except ValueError as exc:
         print(f"serve-judge: {exc}")
         return 2

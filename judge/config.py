@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cluster.config_checks import FieldChecks
+from judge.prompts import JUDGE_PROMPT_STYLES
 
 # Reward modes registered in judge/reward.py (docs/architecture.md §1.3).
 REWARD_MODES = ("peer_pairwise", "anchor", "pointwise")
@@ -29,6 +30,9 @@ class JudgeConfig:
     reward_mode: str = "peer_pairwise"
     # Show the human annotator block to the judge (the paper's annotation-conditioned judge).
     enable_annotations: bool = True
+    # Judge prompt wording (judge/prompts.py): full (prose, for hub and hosted judges) or compact (the
+    # same structure in about half the tokens, the format the tiny judge model is trained on).
+    prompt_style: str = "full"
     # Judge each pair in both orders and average s and −s' (cancels position bias; doubles judge calls).
     enable_dual_order: bool = True
     # Candidates are truncated to this many words before judging.
@@ -57,6 +61,7 @@ class JudgeConfig:
         if self.pool != self.pool.strip():
             checks.fail(f"judge.pool must be a Serve app name without surrounding spaces, got {self.pool!r}")
         checks.one_of("reward_mode", REWARD_MODES)
+        checks.one_of("prompt_style", tuple(JUDGE_PROMPT_STYLES))
         checks.one_of("anchor_reference", ANCHOR_REFERENCES)
         checks.bounds("max_candidate_words", ge=1)
         subtracted = ("format_penalty", "short_answer_penalty", "pointwise_omit_weight")

@@ -125,9 +125,11 @@ def judge_request(
 ) -> JudgeRequest:
     """A `kind` request on already truncated `candidates`, rendered with `cfg`'s annotation setting and seed."""
     if kind == "pointwise":
-        messages = pointwise_messages(row, candidates[0], use_annotations=cfg.enable_annotations)
+        messages = pointwise_messages(
+            row, candidates[0], use_annotations=cfg.enable_annotations, style=cfg.prompt_style
+        )
     else:
-        messages = pairwise_messages(row, *candidates, use_annotations=cfg.enable_annotations)
+        messages = pairwise_messages(row, *candidates, use_annotations=cfg.enable_annotations, style=cfg.prompt_style)
     return JudgeRequest(
         request_id=request_id,
         kind=kind,

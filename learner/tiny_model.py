@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import random
+import re
 import shutil
 import time
 from dataclasses import asdict, dataclass, replace
@@ -30,6 +31,7 @@ import torch
 from tqdm import tqdm
 
 from cluster.config_checks import FieldChecks
+from judge.prompts import JUDGE_PROMPT_STYLES
 from rollout.prompts import SYSTEM_PROMPTS, reference_answer, render_messages
 from scenarios.config import bundled_scenarios_path
 from scenarios.loading import load_rows
@@ -51,6 +53,12 @@ DEV_PAIRS = 48
 # vLLM's CPU attention kernels support head sizes that are multiples of 32 from 32 up; 64 is the safe one.
 HEAD_DIM = 64
 IM_START, IM_END, PAD = "<|im_start|>", "<|im_end|>", "<|endoftext|>"
+# TinyModelConfig.role values.
+ROLES = ("agent", "judge")
+# Ordered candidate pairs per row in the judge's transcripts, beside every candidate judged pointwise.
+JUDGE_PAIRS_PER_ROW = 4
+# The deciding words of a judge's verdict line (weighted by fact_loss_weight in its warm start).
+_DECISION = re.compile(r"\b(?:true|false)\b|-?\d+")
 # ChatML (Qwen's format); eos is <|im_end|>, so generation stops at the end of the assistant turn.
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
@@ -64,6 +72,9 @@ CHAT_TEMPLATE = (
 class TinyModelConfig:
     """Shape, tokenizer and warm start of the tiny model; every field enters the cache hash."""
 
+    # What the model is trained to do: `agent` (answer a scenario with its final tool call, imitating the
+    # references) or `judge` (answer a judge prompt with its verdict line; learner/judge_transcripts.py).
+    role: str = "agent"
     # Exact vocabulary size: byte-level BPE merges, then reserved special tokens if the corpus saturates.
     vocab_size: int = 2048
     # Residual width; must equal num_heads × 64 (vLLM CPU needs head_dim 64).
@@ -94,7 +105,8 @@ class TinyModelConfig:
     # Share of those rows whose private matter is made up (recombined words): with only real train facts
     # the agent memorised them and, on unseen dev/test facts, leaked a memorised one instead (measured).
     warm_start_synthetic_share: float = 0.5
-    # Prompt style the warm-start prompts are rendered in (a key of rollout.prompts.SYSTEM_PROMPTS).
+    # Prompt style the warm-start prompts are rendered in: a key of rollout.prompts.SYSTEM_PROMPTS for an
+    # agent, of judge.prompts.JUDGE_PROMPT_STYLES for a judge (the judge job must then use the same style).
     prompt_style: str = "compact"
     # Share one matrix between input embeddings and output head (as small Qwen2 checkpoints do). Off: tied,
     # the nine month names, which behave alike everywhere, collapsed to one direction (mean cosine 0.98)
@@ -103,7 +115,8 @@ class TinyModelConfig:
     tie_embeddings: bool = False
     # Loss weight of the answer tokens that spell a relevant fact or the private matter (the tokens to be
     # copied out of the prompt); the rest of an answer is a template the model learns anyway, and at
-    # weight 1 it outweighed the copying signal about 60 to 1 per answer.
+    # weight 1 it outweighed the copying signal about 60 to 1 per answer. A judge weights its verdict's
+    # decisions (true/false, the score) instead.
     fact_loss_weight: float = 5.0
 
     def __post_init__(self) -> None:
@@ -120,8 +133,11 @@ class TinyModelConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.warm_start_steps < 0 or self.warm_start_batch_size < 1 or self.warm_start_lr <= 0:
             raise ValueError("warm_start_steps must be >= 0, warm_start_batch_size >= 1 and warm_start_lr > 0")
-        if self.prompt_style not in SYSTEM_PROMPTS:
-            raise ValueError(f"unknown prompt_style {self.prompt_style!r}; valid: {sorted(SYSTEM_PROMPTS)}")
+        if self.role not in ROLES:
+            raise ValueError(f"unknown role {self.role!r}; valid: {list(ROLES)}")
+        styles = JUDGE_PROMPT_STYLES if self.role == "judge" else SYSTEM_PROMPTS
+        if self.prompt_style not in styles:
+            raise ValueError(f"unknown {self.role} prompt_style {self.prompt_style!r}; valid: {sorted(styles)}")
         if self.fact_loss_weight < 1:
             raise ValueError(
                 f"fact_loss_weight must be >= 1 (facts count at least as much), got {self.fact_loss_weight}"
@@ -132,10 +148,18 @@ class TinyModelConfig:
             raise ValueError("warm_start_generated_rows must be >= 0, and 0 when source_rows names other data")
 
 
-# Named sizes: `tiny` is the CPU default (built in ~2 min on 2 cores); `w1` is the benchmark workload W1,
-# bigger and random-init because throughput, not answer quality, is measured there.
+# The name `judge_pool.vllm.model` takes for the `judge` size below, built (or copied shipped) on first use.
+TINY_JUDGE = "tiny-judge"
+# Named sizes: `tiny` is the CPU default agent; `judge` the CPU default judge (served by vLLM in the judge
+# pool; `judge_pool.vllm.model=tiny-judge`); `w1` is the benchmark workload W1, bigger and random-init
+# because throughput, not answer quality, is measured there.
 TINY_MODEL_SIZES: dict[str, TinyModelConfig] = {
     "tiny": TinyModelConfig(),
+    "judge": TinyModelConfig(
+        role="judge",
+        warm_start_steps=1500,
+        warm_start_generated_rows=2000,  # x (8 candidates + 4 pairs) = 24,000 transcripts
+    ),
     "w1": TinyModelConfig(
         vocab_size=4096,
         hidden_size=256,
@@ -163,9 +187,13 @@ def config_hash(cfg: TinyModelConfig) -> str:
     """16-hex hash of the config, the source rows' bytes and BUILD_VERSION: the cache directory name.
 
     Hashing the rows' content (not their path) rebuilds the model when the bundled scenarios change.
+    An agent's hash leaves `role` out: agents were the only role when the shipped agent was built, and
+    its hash must keep naming it.
     """
     digest = hashlib.sha256()
     fields = {**asdict(cfg), "source_rows": "", "build_version": BUILD_VERSION}
+    if cfg.role == "agent":
+        del fields["role"]
     digest.update(json.dumps(fields, sort_keys=True).encode())
     digest.update(hashlib.sha256(_source_path(cfg).read_bytes()).digest())
     return digest.hexdigest()[:16]
@@ -227,28 +255,51 @@ def _fact_spans(row: ScenarioRow, text: str) -> list[tuple[int, int]]:
     return spans
 
 
+def _decision_spans(verdict: str) -> list[tuple[int, int]]:
+    """The spans of a verdict line that decide it (`true`/`false`, the score); the rest is fixed format."""
+    return [match.span() for match in _DECISION.finditer(verdict)]
+
+
+def _supervised_examples(
+    cfg: TinyModelConfig, rows: list[ScenarioRow]
+) -> list[tuple[list[dict[str, str]], str, list[tuple[int, int]]]]:
+    """(chat messages, answer text, character spans to weight by `fact_loss_weight`) per example.
+
+    An agent imitates both references of every row, its fact spans weighted; a judge answers the
+    transcripts of learner/judge_transcripts.py, the decisions of its verdict line weighted.
+    """
+    if cfg.role == "judge":
+        from learner.judge_transcripts import judge_transcripts
+
+        rng = random.Random(f"judge-transcripts-{cfg.seed}")
+        transcripts = judge_transcripts(rows, rng, style=cfg.prompt_style, pairs_per_row=JUDGE_PAIRS_PER_ROW)
+        return [(list(t.messages), t.verdict, _decision_spans(t.verdict)) for t in transcripts]
+    examples = []
+    for row in rows:
+        messages = render_messages(row, cfg.prompt_style)
+        for which in (0, 1):
+            answer = reference_answer(row, which)
+            examples.append((messages, answer, _fact_spans(row, answer)))
+    return examples
+
+
 def _warm_start_pairs(
     cfg: TinyModelConfig, tokenizer: PreTrainedTokenizerBase, rows: list[ScenarioRow]
 ) -> list[WarmStartPair]:
-    """Both references of every row as pairs, fact tokens weighted; overlong pairs are dropped."""
+    """The role's supervised examples as token pairs, weighted spans applied; overlong pairs are dropped."""
     pairs, dropped = [], 0
-    for row in rows:
-        prompt = tokenizer.apply_chat_template(
-            render_messages(row, cfg.prompt_style), tokenize=False, add_generation_prompt=True
-        )
+    for messages, answer, spans in _supervised_examples(cfg, rows):
+        prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         prompt_ids = tokenizer.encode(prompt, add_special_tokens=False)
-        for which in (0, 1):
-            answer = reference_answer(row, which) + IM_END
-            encoded = tokenizer(answer, add_special_tokens=False, return_offsets_mapping=True)
-            if len(prompt_ids) + len(encoded["input_ids"]) > cfg.max_position_embeddings:
-                dropped += 1
-                continue
-            spans = _fact_spans(row, answer)
-            weights = [
-                cfg.fact_loss_weight if any(s < end and start < e for s, e in spans) else 1.0
-                for start, end in encoded["offset_mapping"]
-            ]
-            pairs.append(WarmStartPair(prompt_ids, encoded["input_ids"], weights))
+        encoded = tokenizer(answer + IM_END, add_special_tokens=False, return_offsets_mapping=True)
+        if len(prompt_ids) + len(encoded["input_ids"]) > cfg.max_position_embeddings:
+            dropped += 1
+            continue
+        weights = [
+            cfg.fact_loss_weight if any(s < end and start < e for s, e in spans) else 1.0
+            for start, end in encoded["offset_mapping"]
+        ]
+        pairs.append(WarmStartPair(prompt_ids, encoded["input_ids"], weights))
     if dropped:
         logger.warning("warm start: dropped %d pairs longer than %d tokens", dropped, cfg.max_position_embeddings)
     return pairs
@@ -293,6 +344,18 @@ def _padded_batch(
     return input_ids, labels, attention, weights
 
 
+def _answer_logits(
+    model: PreTrainedModel, input_ids: torch.Tensor, attention: torch.Tensor, answer_mask: torch.Tensor
+) -> torch.Tensor:
+    """Logits at the answer positions only, (answer tokens, vocab).
+
+    The output head runs on those rows alone: a judge prompt is ~600 tokens for a verdict of ~10, and
+    the head over every prompt position was a fifth of a step's compute for nothing.
+    """
+    hidden = model.model(input_ids=input_ids, attention_mask=attention).last_hidden_state
+    return model.lm_head(hidden[answer_mask])
+
+
 @torch.no_grad()
 def answer_token_accuracy(model: PreTrainedModel, pairs: list[WarmStartPair], pad_id: int) -> float:
     """Teacher-forced next-token accuracy on the answers of `pairs` (how much of an answer the model gets).
@@ -304,9 +367,9 @@ def answer_token_accuracy(model: PreTrainedModel, pairs: list[WarmStartPair], pa
     correct = total = 0
     for start in range(0, len(pairs), 16):
         input_ids, labels, attention, _ = _padded_batch(pairs[start : start + 16], pad_id)
-        predicted = model(input_ids=input_ids, attention_mask=attention).logits.argmax(-1)
         mask = labels != -100
-        correct += int(((predicted == labels) & mask).sum())
+        predicted = _answer_logits(model, input_ids, attention, mask).argmax(-1)
+        correct += int((predicted == labels[mask]).sum())
         total += int(mask.sum())
     model.train(was_training)
     return correct / max(1, total)
@@ -349,11 +412,10 @@ def _warm_start(
         batch = [pairs[i] for i in queue[: cfg.warm_start_batch_size]]
         del queue[: cfg.warm_start_batch_size]
         input_ids, labels, attention, weights = _padded_batch(batch, pad_id)
-        logits = model(input_ids=input_ids, attention_mask=attention).logits
-        token_loss = torch.nn.functional.cross_entropy(
-            logits.transpose(1, 2), labels, ignore_index=-100, reduction="none"
-        )
-        loss = (token_loss * weights).sum() / (labels != -100).sum()
+        mask = labels != -100
+        logits = _answer_logits(model, input_ids, attention, mask)
+        token_loss = torch.nn.functional.cross_entropy(logits, labels[mask], reduction="none")
+        loss = (token_loss * weights[mask]).sum() / mask.sum()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -384,6 +446,9 @@ def _build(cfg: TinyModelConfig, out_dir: Path) -> dict[str, float | None]:
         for style in SYSTEM_PROMPTS:
             texts.extend(message["content"] for message in render_messages(row, style))
         texts.extend(reference_answer(row, which) for which in (0, 1))
+    if cfg.role == "judge":  # the judge's prompts and verdict lines, so its own vocabulary is merged too
+        for messages, verdict, _ in _supervised_examples(cfg, all_rows):
+            texts.extend([*(message["content"] for message in messages), verdict])
     tokenizer = _train_tokenizer(cfg, texts)
     pad_id, im_end_id = tokenizer.convert_tokens_to_ids(PAD), tokenizer.convert_tokens_to_ids(IM_END)
 
@@ -422,6 +487,14 @@ def _build(cfg: TinyModelConfig, out_dir: Path) -> dict[str, float | None]:
         json.dumps({"config": asdict(cfg), "build_version": BUILD_VERSION, "stats": stats}, indent=2)
     )
     return stats
+
+
+def resolve_judge_model(model: str, cache_dir: str | Path = ".cache/models") -> str:
+    """`judge_pool.vllm.model` as a path: the built tiny judge for :data:`TINY_JUDGE`, else `model` unchanged.
+
+    Jobs resolve it on the driver before the pool starts, so replicas never build a model.
+    """
+    return str(ensure_tiny_model(tiny_model_config("judge"), cache_dir=cache_dir)) if model == TINY_JUDGE else model
 
 
 def shipped_checkpoint(cfg: TinyModelConfig) -> Path | None:

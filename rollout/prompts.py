@@ -73,17 +73,18 @@ def argument_schema(row: ScenarioRow) -> dict[str, str]:
     return schema
 
 
-def _compact_json(text: str) -> str:
+def compact_json(text: str) -> str:
     """Re-serialise a JSON payload without optional whitespace (saves tokens, keeps every value)."""
     return json.dumps(json.loads(text), ensure_ascii=False, separators=(",", ":"))
 
 
-def _trajectory_lines(row: ScenarioRow) -> list[str]:
+def trajectory_lines(row: ScenarioRow) -> list[str]:
+    """One compact line per trajectory event (`call Tool: {...}` / `result Tool: {...}`), in order."""
     if not row.trajectory_events:
         # Rows without structured events still carry the raw JSON-lines trajectory string.
         return [row.trajectory] if row.trajectory else []
     return [
-        f"{'call' if ev.event_type == 'tool_use' else 'result'} {ev.tool_name}: {_compact_json(ev.payload_json)}"
+        f"{'call' if ev.event_type == 'tool_use' else 'result'} {ev.tool_name}: {compact_json(ev.payload_json)}"
         for ev in sorted(row.trajectory_events, key=lambda ev: ev.index)
     ]
 
@@ -99,7 +100,7 @@ def render_user_message(row: ScenarioRow) -> str:
         "Memories:",
         *(f"- {memory}" for memory in row.memories),
         "Trajectory:",
-        *_trajectory_lines(row),
+        *trajectory_lines(row),
         f"Actions used: {', '.join(seen_actions) or 'none'}",
         f"Final tool: {action}({schema})",
         f'Answer: {{"type": "tool_use", "name": "{action}", "arguments": {{...}}}}',

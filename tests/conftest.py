@@ -33,6 +33,14 @@ def tiny_model_dir() -> Path:
     return ensure_tiny_model(cache_dir=REPO_ROOT / ".cache" / "models")
 
 
+@pytest.fixture(scope="session")
+def tiny_judge_dir() -> Path:
+    """The tiny judge checkpoint (`build-model --size judge`), copied from its shipped build."""
+    from learner.tiny_model import TINY_JUDGE, resolve_judge_model
+
+    return Path(resolve_judge_model(TINY_JUDGE, cache_dir=REPO_ROOT / ".cache" / "models"))
+
+
 S3_BUCKET = "privacyalign-test"
 
 

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from jobs.config import with_judge_model
 from jobs.evaluation.scoring import PointwiseResult
 from judge.backends import make_backend
 from judge.backends.base import JudgeRequest
@@ -39,15 +40,14 @@ class EvalJudge:
         self.judge_cfg = cfg.judge
         self._pool = None
         self._backend = None
+        pool_cfg = with_judge_model(cfg.judge_pool) if cfg.judge.backend == "vllm" else cfg.judge_pool
         if cfg.uses_judge_pool:
             from judge.pool import open_job_pool
 
             # Requests carry their rows, so an attached pool needs none of the job's by id.
-            self._pool = open_job_pool(job, cfg.judge, cfg.judge_pool, {row.id: row.judge_view() for row in rows})
+            self._pool = open_job_pool(job, cfg.judge, pool_cfg, {row.id: row.judge_view() for row in rows})
         else:
-            backend_cfg = {"vllm": cfg.judge_pool.vllm, "openai": cfg.judge_pool.openai}.get(
-                cfg.judge.backend, cfg.judge
-            )
+            backend_cfg = {"vllm": pool_cfg.vllm, "openai": pool_cfg.openai}.get(cfg.judge.backend, cfg.judge)
             self._backend = make_backend(cfg.judge.backend, backend_cfg)
         self._counter = 0
 
@@ -77,7 +77,7 @@ class EvalJudge:
         requests = []
         for row, candidate in zip((r.judge_view() for r in rows), candidates, strict=True):
             text = truncate_words(candidate, self.judge_cfg.max_candidate_words)
-            messages = pointwise_messages(row, text, use_annotations=annotated)
+            messages = pointwise_messages(row, text, use_annotations=annotated, style=self.judge_cfg.prompt_style)
             requests.append(self._request("pointwise", messages, row, (text,), annotated))
         out = []
         for text, error in self._complete(requests):
@@ -98,7 +98,7 @@ class EvalJudge:
         requests = []
         for row, a, b in zip((r.judge_view() for r in rows), first, second, strict=True):
             a, b = (truncate_words(t, self.judge_cfg.max_candidate_words) for t in (a, b))
-            messages = pairwise_messages(row, a, b, use_annotations=annotated)
+            messages = pairwise_messages(row, a, b, use_annotations=annotated, style=self.judge_cfg.prompt_style)
             requests.append(self._request("pairwise", messages, row, (a, b), annotated))
         out = []
         for text, error in self._complete(requests):

@@ -19,7 +19,7 @@ from actors.learner_actor import LearnerActor, learner_group_config
 from actors.rollout_pool import RolloutPool
 from cluster.connect import connect
 from cluster.storage import RunStorage
-from jobs.config import TINY_MODEL, TrainConfig
+from jobs.config import TINY_MODEL, TrainConfig, with_judge_model
 from jobs.config_loading import ConfigError, to_dict
 from jobs.training.driver_fetch import DriverFetcher
 from jobs.training.loop import StageDeadlines
@@ -145,8 +145,8 @@ class TrainingSession:
             raise ConfigError([f"trainer.storage: {e}" for e in errors])
         self.rollout = RolloutPool(dataclasses.replace(cfg.rollout, model=model_path), self.rows_ref)
         pool_cfg = cfg.judge_pool
-        if cfg.judge.backend == "vllm" and not pool_cfg.vllm.model:
-            pool_cfg = dataclasses.replace(pool_cfg, vllm=dataclasses.replace(pool_cfg.vllm, model=model_path))
+        if cfg.judge.backend == "vllm":  # no model named: the policy's starting checkpoint judges
+            pool_cfg = with_judge_model(pool_cfg, default=model_path, cache_dir=cfg.model.cache_dir)
         # Training scores its train split by scenario id, so a shared pool must hold those rows.
         self.judge = open_job_pool("train", cfg.judge, pool_cfg, judge_rows_ref, self.train_ids)
         self.deadlines = StageDeadlines(

@@ -43,7 +43,9 @@ def judge_requests(
             continue
         view = row.judge_view()
         candidate = candidate_text(text, judge_cfg.max_candidate_words)
-        messages = pointwise_messages(view, candidate, use_annotations=judge_cfg.enable_annotations)
+        messages = pointwise_messages(
+            view, candidate, use_annotations=judge_cfg.enable_annotations, style=judge_cfg.prompt_style
+        )
         requests[i] = JudgeRequest(
             f"{prefix}-{i}", "pointwise", messages, view, (candidate,), judge_cfg.enable_annotations, judge_cfg.seed
         )

@@ -1,5 +1,7 @@
 """Every shipped preset loads and validates; cross-field mistakes are all reported together."""
 
+from pathlib import Path
+
 import pytest
 
 from jobs.config import load_train_config, required_gpus, validate
@@ -52,6 +54,11 @@ def test_training_needs_a_sampling_temperature_above_zero():
         load_train_config("tiny-cpu", ["rollout.temperature=0"])
 
 
+def test_the_policy_cannot_be_a_tiny_judge():
+    with pytest.raises(ConfigError, match="model.tiny.role=judge: the trained policy is an agent"):
+        load_train_config("tiny-cpu", ["model.tiny.role=judge", "model.tiny.prompt_style=compact"])
+
+
 def test_gpu_overcommit_is_reported():
     with pytest.raises(ConfigError, match="asks for 10 GPUs"):
         load_train_config("qwen3-4b-1node", ["rollout.num_engines=4"])
@@ -99,3 +106,17 @@ def test_deadlines_must_be_positive_and_each_is_named():
         "health_check_timeout_s",
     ):
         assert f"{key} must be > 0" in text, text
+
+
+def test_the_tiny_judge_name_resolves_to_its_checkpoint(tmp_path):
+    """`judge_pool.vllm.model=tiny-judge` becomes the shipped judge's directory, capped to its context."""
+    from jobs.config import with_judge_model
+    from judge.serve_config import JudgePoolConfig, VllmBackendConfig
+
+    resolved = with_judge_model(JudgePoolConfig(vllm=VllmBackendConfig(model="tiny-judge")), cache_dir=str(tmp_path))
+    assert Path(resolved.vllm.model).parent == tmp_path and (Path(resolved.vllm.model) / "config.json").exists()
+    assert resolved.vllm.max_model_len == 1024  # the judge's trained context, under the pool's 2,048 default
+    unnamed = with_judge_model(JudgePoolConfig(), default="/policy", cache_dir=str(tmp_path))
+    assert (unnamed.vllm.model, unnamed.vllm.max_model_len) == ("/policy", 2048)
+    other = with_judge_model(JudgePoolConfig(vllm=VllmBackendConfig(model="org/judge-7b")), cache_dir=str(tmp_path))
+    assert other.vllm.model == "org/judge-7b"

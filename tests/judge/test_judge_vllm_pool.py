@@ -1,8 +1,9 @@
-"""The `vllm` judge backend end to end: a real vLLM engine in a Serve judge replica, on the tiny model.
+"""The `vllm` judge backend end to end: a real vLLM engine in a Serve judge replica, on the tiny judge.
 
-The tiny model cannot judge, so its answers are mostly unparseable. That is the point: every status is
-counted, and a sample without a usable verdict is masked (valid False, zero advantage), never rewarded.
-One engine for the whole module, stopped with the application.
+The tiny judge (`build-model --size judge`, compact prompts) answers with verdict lines, so this is a
+real model's output through Serve's batching and the verdict parser: nearly every request must parse,
+every status is counted, and a sample without a usable verdict is masked (valid False, zero
+advantage), never rewarded. One engine for the whole module, stopped with the application.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from scenarios.schema import ScenarioRow
 
 pytestmark = pytest.mark.integration
 
-JUDGE_CFG = JudgeConfig(backend="vllm", max_candidate_words=40, seed=3)
+JUDGE_CFG = JudgeConfig(backend="vllm", prompt_style="compact", seed=3)
 
 
 @pytest.fixture(scope="module")
@@ -38,11 +39,7 @@ def rows() -> dict[str, ScenarioRow]:
 
 
 @pytest.fixture(scope="module")
-def vllm_pool(tiny_model_dir: Path, rows: dict[str, ScenarioRow]) -> Iterator[JudgePool]:
-    # Judge prompts (scenario + annotator block + two candidates) run ~1.5k tokens, past the tiny
-    # model's 1,024 trained positions. Qwen2 uses RoPE, so longer positions still compute; the
-    # answers are garbage either way, and garbage is what this test is about.
-    os.environ["VLLM_ALLOW_LONG_MAX_MODEL_LEN"] = "1"
+def vllm_pool(tiny_judge_dir: Path, rows: dict[str, ScenarioRow]) -> Iterator[JudgePool]:
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
     os.environ.setdefault("RAY_SERVE_QUEUE_LENGTH_RESPONSE_DEADLINE_S", "1.0")
     ray.init(num_cpus=2, include_dashboard=False, namespace="judge-vllm-test")
@@ -56,7 +53,7 @@ def vllm_pool(tiny_model_dir: Path, rows: dict[str, ScenarioRow]) -> Iterator[Ju
         max_batch_size=16,
         batch_wait_timeout_s=0.05,
         enable_http=False,
-        vllm=VllmBackendConfig(model=str(tiny_model_dir), max_model_len=2048, max_tokens=24),
+        vllm=VllmBackendConfig(model=str(tiny_judge_dir), max_model_len=1024, max_tokens=24),
     )
     pool = JudgePool.start(JUDGE_CFG, pool_cfg, rows)
     yield pool
@@ -93,14 +90,15 @@ def test_vllm_judge_statuses_are_counted_and_masked(vllm_pool: JudgePool, rows: 
         assert out.error == ""  # the engine answered every request
     verdicts = parse_outputs(calls, [o.text for o in outputs])
     request_statuses = Counter(v.status for v in verdicts)
-    print(f"\nvllm tiny-model judge, per request: {dict(request_statuses)}")
+    print(f"\nvllm tiny judge, per request: {dict(request_statuses)}")
     assert sum(request_statuses.values()) == len(calls)
-    assert request_statuses["ok"] < len(calls)  # the tiny model cannot produce a verdict every time
+    # Malformed answers are judged too (the format penalty is separate); the verdict line still parses.
+    assert request_statuses["ok"] >= 0.9 * len(calls), [o.text for o in outputs]
 
     # Sample level: the same batch through the pool's trainer API.
     scored = ray.get(vllm_pool.async_score(ray.put(batch)))
     statuses = scored.judge_statuses or []
-    print(f"vllm tiny-model judge, per sample: {dict(Counter(statuses))}")
+    print(f"vllm tiny judge, per sample: {dict(Counter(statuses))}")
     assert len(statuses) == len(batch) and set(statuses) <= set(JUDGE_STATUSES)
     for status, valid, reward, adv in zip(
         statuses, scored.valid or [], scored.rewards or [], scored.advantages or [], strict=True
@@ -111,3 +109,27 @@ def test_vllm_judge_statuses_are_counted_and_masked(vllm_pool: JudgePool, rows: 
             assert valid
     valid_advantages = [a for a, v in zip(scored.advantages or [], scored.valid or [], strict=True) if v]
     assert abs(sum(valid_advantages)) < 1e-9  # group-mean baseline over the valid samples only
+
+
+def test_tiny_judge_agrees_with_the_oracle_on_unseen_test_rows(vllm_pool: JudgePool) -> None:
+    """Leak verdicts on candidates of test-split rows, whose private matters the judge never saw.
+
+    judge-eval measures this on the whole split (README); here a few rows guard against a judge that
+    parses but no longer judges (a broken build, a prompt that drifted from the one it was trained on).
+    """
+    from judge.parsing import parse_pointwise
+    from judge.reward import judge_request
+    from scenarios.candidates import build_candidates
+
+    test_rows = load_rows(bundled_scenarios_path(), split="test", max_rows=6).rows
+    labelled = [(row, c) for row in test_rows for c in build_candidates(row)]
+    requests = [
+        judge_request(f"t{i}", "pointwise", row.judge_view(), (c.answer,), JUDGE_CFG)
+        for i, (row, c) in enumerate(labelled)
+    ]
+    outputs = serve.get_app_handle("judge-vllm").judge_many.remote(requests).result()
+    verdicts = [parse_pointwise(o.text) for o in outputs]
+    assert all(v.status == "ok" for v in verdicts), [o.text for o in outputs]
+    leak_right = sum(v.leaks == c.leaks for v, (_, c) in zip(verdicts, labelled, strict=True)) / len(labelled)
+    print(f"\ntiny judge leak accuracy on {len(labelled)} test-split candidates: {leak_right:.1%}")
+    assert leak_right >= 0.8  # judge-eval on all 96 test rows: 90 %

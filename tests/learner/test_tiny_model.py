@@ -120,15 +120,29 @@ def test_build_is_deterministic_for_a_seed(tmp_path: Path) -> None:
     assert not list((tmp_path / "a").glob(".*.staging"))  # staging directory renamed away
 
 
-def test_shipped_checkpoint_matches_the_config_and_rows_it_records() -> None:
-    """The committed default agent is what `build-model --ship` makes from today's config and bundled rows."""
-    shipped = shipped_checkpoint(tiny_model_config())
-    assert shipped is not None, "stale or missing: rebuild with `privacyalign build-model --ship` and commit it"
+@pytest.mark.parametrize("size", ["tiny", "judge"])
+def test_shipped_checkpoint_matches_the_config_and_rows_it_records(size: str) -> None:
+    """The committed default agent and judge are what `build-model --ship` makes from today's config and rows."""
+    shipped = shipped_checkpoint(tiny_model_config(size))
+    assert shipped is not None, f"stale or missing: rebuild with `privacyalign build-model --size {size} --ship`"
     saved = json.loads((shipped / "tiny_model_config.json").read_text())
     assert saved["build_version"] == BUILD_VERSION
     assert config_hash(TinyModelConfig(**saved["config"])) == shipped.name  # config + bundled rows' bytes
-    assert [p.name for p in SHIPPED_DIR.iterdir()] == [shipped.name]  # no stale copies ship
     assert sum(f.stat().st_size for f in shipped.iterdir()) <= 20 * 2**20
+
+
+def test_no_stale_checkpoints_ship() -> None:
+    expected = {config_hash(tiny_model_config(size)) for size in ("tiny", "judge")}
+    assert {p.name for p in SHIPPED_DIR.iterdir()} == expected
+
+
+def test_role_and_prompt_style_are_checked_together() -> None:
+    with pytest.raises(ValueError, match="unknown role 'critic'"):
+        tiny_model_config(role="critic")
+    with pytest.raises(ValueError, match="unknown judge prompt_style 'naive'"):
+        tiny_model_config(role="judge", prompt_style="naive")
+    with pytest.raises(ValueError, match="unknown agent prompt_style 'full'"):
+        tiny_model_config(prompt_style="full")
 
 
 def test_shipped_checkpoint_is_copied_not_rebuilt(tmp_path: Path) -> None:
