@@ -57,8 +57,11 @@ IM_START, IM_END, PAD = "<|im_start|>", "<|im_end|>", "<|endoftext|>"
 ROLES = ("agent", "judge")
 # Ordered candidate pairs per row in the judge's transcripts, beside every candidate judged pointwise.
 JUDGE_PAIRS_PER_ROW = 4
-# The deciding words of a judge's verdict line (weighted by fact_loss_weight in its warm start).
-_DECISION = re.compile(r"\b(?:true|false)\b|-?\d+")
+# The deciding words of a judge's verdict (weighted by fact_loss_weight in its warm start): the pointwise
+# booleans, the pairwise yes/no per response and the score.
+_DECISION = re.compile(r"\b(?:true|false|yes|no)\b|(?<=Score: )-?\d+")
+# Prompts per generate call when sampling the agent's answers for a judge's transcripts.
+AGENT_SAMPLE_BATCH = 32
 # ChatML (Qwen's format); eos is <|im_end|>, so generation stops at the end of the assistant turn.
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
@@ -118,6 +121,9 @@ class TinyModelConfig:
     # weight 1 it outweighed the copying signal about 60 to 1 per answer. A judge weights its verdict's
     # decisions (true/false, the score) instead.
     fact_loss_weight: float = 5.0
+    # Judge only: answers sampled from the default tiny agent per warm-start row, labelled by the oracle and
+    # judged beside the references' edits, so the judge learns what the agent it will grade writes.
+    agent_samples_per_row: int = 0
 
     def __post_init__(self) -> None:
         FieldChecks(self, "model.tiny").done()  # finite floats; the checks below stop at the first error
@@ -142,6 +148,8 @@ class TinyModelConfig:
             raise ValueError(
                 f"fact_loss_weight must be >= 1 (facts count at least as much), got {self.fact_loss_weight}"
             )
+        if self.agent_samples_per_row < 0 or (self.agent_samples_per_row and self.role != "judge"):
+            raise ValueError("agent_samples_per_row must be >= 0, and 0 unless role is judge")
         if not 0 <= self.warm_start_synthetic_share <= 1:
             raise ValueError(f"warm_start_synthetic_share must be in [0, 1], got {self.warm_start_synthetic_share}")
         if self.warm_start_generated_rows < 0 or (self.warm_start_generated_rows and self.source_rows):
@@ -158,7 +166,8 @@ TINY_MODEL_SIZES: dict[str, TinyModelConfig] = {
     "judge": TinyModelConfig(
         role="judge",
         warm_start_steps=1500,
-        warm_start_generated_rows=2000,  # x (8 candidates + 4 pairs) = 24,000 transcripts
+        warm_start_generated_rows=2000,  # x (8 edits + 1 agent answer + 4 pairs) = 26,000 transcripts
+        agent_samples_per_row=1,
     ),
     "w1": TinyModelConfig(
         vocab_size=4096,
@@ -187,13 +196,17 @@ def config_hash(cfg: TinyModelConfig) -> str:
     """16-hex hash of the config, the source rows' bytes and BUILD_VERSION: the cache directory name.
 
     Hashing the rows' content (not their path) rebuilds the model when the bundled scenarios change.
-    An agent's hash leaves `role` out: agents were the only role when the shipped agent was built, and
-    its hash must keep naming it.
+    An agent's hash leaves `role` and `agent_samples_per_row` out: neither existed when the shipped agent
+    was built, and its hash must keep naming it.
     """
     digest = hashlib.sha256()
     fields = {**asdict(cfg), "source_rows": "", "build_version": BUILD_VERSION}
     if cfg.role == "agent":
         del fields["role"]
+    if cfg.role == "agent" or not cfg.agent_samples_per_row:
+        del fields["agent_samples_per_row"]
+    else:  # the judge learns from the default agent's answers: a new agent means a new judge
+        fields["agent"] = config_hash(tiny_model_config())
     digest.update(json.dumps(fields, sort_keys=True).encode())
     digest.update(hashlib.sha256(_source_path(cfg).read_bytes()).digest())
     return digest.hexdigest()[:16]
@@ -261,7 +274,7 @@ def _decision_spans(verdict: str) -> list[tuple[int, int]]:
 
 
 def _supervised_examples(
-    cfg: TinyModelConfig, rows: list[ScenarioRow]
+    cfg: TinyModelConfig, rows: list[ScenarioRow], agent_answers: dict[str, list[str]] | None = None
 ) -> list[tuple[list[dict[str, str]], str, list[tuple[int, int]]]]:
     """(chat messages, answer text, character spans to weight by `fact_loss_weight`) per example.
 
@@ -272,7 +285,9 @@ def _supervised_examples(
         from learner.judge_transcripts import judge_transcripts
 
         rng = random.Random(f"judge-transcripts-{cfg.seed}")
-        transcripts = judge_transcripts(rows, rng, style=cfg.prompt_style, pairs_per_row=JUDGE_PAIRS_PER_ROW)
+        transcripts = judge_transcripts(
+            rows, rng, style=cfg.prompt_style, pairs_per_row=JUDGE_PAIRS_PER_ROW, agent_answers=agent_answers
+        )
         return [(list(t.messages), t.verdict, _decision_spans(t.verdict)) for t in transcripts]
     examples = []
     for row in rows:
@@ -284,11 +299,14 @@ def _supervised_examples(
 
 
 def _warm_start_pairs(
-    cfg: TinyModelConfig, tokenizer: PreTrainedTokenizerBase, rows: list[ScenarioRow]
+    cfg: TinyModelConfig,
+    tokenizer: PreTrainedTokenizerBase,
+    rows: list[ScenarioRow],
+    agent_answers: dict[str, list[str]] | None = None,
 ) -> list[WarmStartPair]:
     """The role's supervised examples as token pairs, weighted spans applied; overlong pairs are dropped."""
     pairs, dropped = [], 0
-    for messages, answer, spans in _supervised_examples(cfg, rows):
+    for messages, answer, spans in _supervised_examples(cfg, rows, agent_answers):
         prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         prompt_ids = tokenizer.encode(prompt, add_special_tokens=False)
         encoded = tokenizer(answer + IM_END, add_special_tokens=False, return_offsets_mapping=True)
@@ -320,6 +338,38 @@ def _warm_start_rows(cfg: TinyModelConfig, source: Path) -> list[ScenarioRow]:
         "train", cfg.warm_start_generated_rows, rng, synthetic_share=cfg.warm_start_synthetic_share
     )
     return [ScenarioRow.from_dict(row, source="generated warm-start rows", line=i + 1) for i, row in enumerate(raw)]
+
+
+def _agent_answers(cfg: TinyModelConfig, rows: list[ScenarioRow], cache_dir: Path) -> dict[str, list[str]]:
+    """`cfg.agent_samples_per_row` answers per row from the default tiny agent, sampled as rollouts are.
+
+    Temperature 1 and the rollouts' 128-token budget, in the agent's prompt style, so the judge's
+    training answers look like the ones it grades during RL (malformed and cut ones included).
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    agent_cfg = tiny_model_config()
+    agent_dir = ensure_tiny_model(agent_cfg, cache_dir=cache_dir)
+    tokenizer = AutoTokenizer.from_pretrained(agent_dir, padding_side="left")
+    model = AutoModelForCausalLM.from_pretrained(agent_dir).eval()
+    owners = [row for row in rows for _ in range(cfg.agent_samples_per_row)]
+    prompts = [
+        tokenizer.apply_chat_template(
+            render_messages(row, agent_cfg.prompt_style), tokenize=False, add_generation_prompt=True
+        )
+        for row in owners
+    ]
+    answers: dict[str, list[str]] = {}
+    for start in tqdm(range(0, len(prompts), AGENT_SAMPLE_BATCH), desc="agent samples", disable=None):
+        batch = tokenizer(
+            prompts[start : start + AGENT_SAMPLE_BATCH], return_tensors="pt", padding=True, add_special_tokens=False
+        )
+        with torch.no_grad():
+            out = model.generate(**batch, do_sample=True, temperature=1.0, top_p=1.0, top_k=0, max_new_tokens=128)
+        texts = tokenizer.batch_decode(out[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
+        for row, text in zip(owners[start : start + AGENT_SAMPLE_BATCH], texts, strict=True):
+            answers.setdefault(row.id, []).append(text)
+    return answers
 
 
 def _padded_batch(
@@ -470,7 +520,10 @@ def _build(cfg: TinyModelConfig, out_dir: Path) -> dict[str, float | None]:
     model = Qwen2ForCausalLM(config).to(torch.float32)
     warm: dict[str, float | None] = {"final_loss": None, "dev_answer_accuracy": None}
     if cfg.warm_start_steps:
-        pairs = _warm_start_pairs(cfg, tokenizer, _warm_start_rows(cfg, source))
+        rows = _warm_start_rows(cfg, source)
+        answers = _agent_answers(cfg, rows, out_dir.parent) if cfg.agent_samples_per_row else None
+        torch.manual_seed(cfg.seed)  # the batch order below does not depend on how much sampling drew
+        pairs = _warm_start_pairs(cfg, tokenizer, rows, answers)
         # A fixed held-out sample of the dev split: its facts are never in the warm start's rows.
         dev_pairs = _warm_start_pairs(cfg, tokenizer, load_rows(source, split="dev").rows)[:DEV_PAIRS]
         warm = _warm_start(cfg, model, pairs, dev_pairs, pad_id)

@@ -53,7 +53,7 @@ def vllm_pool(tiny_judge_dir: Path, rows: dict[str, ScenarioRow]) -> Iterator[Ju
         max_batch_size=16,
         batch_wait_timeout_s=0.05,
         enable_http=False,
-        vllm=VllmBackendConfig(model=str(tiny_judge_dir), max_model_len=1024, max_tokens=24),
+        vllm=VllmBackendConfig(model=str(tiny_judge_dir), max_model_len=1024, max_tokens=48),
     )
     pool = JudgePool.start(JUDGE_CFG, pool_cfg, rows)
     yield pool

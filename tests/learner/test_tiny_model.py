@@ -143,6 +143,17 @@ def test_role_and_prompt_style_are_checked_together() -> None:
         tiny_model_config(role="judge", prompt_style="naive")
     with pytest.raises(ValueError, match="unknown agent prompt_style 'full'"):
         tiny_model_config(prompt_style="full")
+    with pytest.raises(ValueError, match="agent_samples_per_row must be >= 0, and 0 unless role is judge"):
+        tiny_model_config(agent_samples_per_row=1)
+
+
+def test_a_judge_trained_on_agent_answers_is_rebuilt_for_a_new_agent(monkeypatch) -> None:
+    import learner.tiny_model as tiny_model
+
+    judge = tiny_model_config("judge")
+    before = config_hash(judge)
+    monkeypatch.setitem(tiny_model.TINY_MODEL_SIZES, "tiny", tiny_model_config(seed=7))
+    assert config_hash(judge) != before
 
 
 def test_shipped_checkpoint_is_copied_not_rebuilt(tmp_path: Path) -> None:
