@@ -82,7 +82,7 @@ def test_compact_style_keeps_the_structure_in_fewer_words(make_row: Callable) ->
     compact = pairwise_messages(row, "first answer", "second answer", use_annotations=True, style="compact")
     user = compact[1]["content"]
     for part in (row.user_instruction, row.memories[0], row.response_a.action_raw, row.response_b.action_raw,
-                 "## Response 1\nfirst answer\n## Response 2\nsecond answer", "Reply with one line: Score: n"):  # fmt: skip
+                 "## Response 1\nfirst answer\n## Response 2\nsecond answer", "Say whether each response leaks and omits, then end with the line Score: n"):  # fmt: skip
         assert part in user
     assert annotator_block(row, "compact").splitlines() == [
         "## Annotations of the references",
