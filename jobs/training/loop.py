@@ -153,6 +153,8 @@ class Judges(Protocol):
 
     def set_min_replicas(self, n: int) -> None: ...
 
+    def num_replicas(self) -> int: ...
+
 
 class Learners(Protocol):
     """What the loop needs of the learner ranks (jobs.training.session.LearnerGroup); one ref per rank."""
@@ -312,6 +314,8 @@ class RLLoop:
         metrics["staleness"] = self.policy_version - wave.policy_version
         if canaries is not None:
             metrics.update(canaries.metrics())
+        # Replicas serving after this step's judging: the autoscaling (and pre-scaling) as a curve.
+        metrics["judge/replicas"] = float(self.judge.num_replicas())
         reasons = skip_reasons(stats, canaries, self.cfg.max_invalid_fraction, self.cfg.min_canary_accuracy)
         trained = not reasons
         if trained:

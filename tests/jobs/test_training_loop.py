@@ -90,6 +90,9 @@ class Judge:
     def set_min_replicas(self, n: int) -> None:
         self.min_replicas.append(n)
 
+    def num_replicas(self) -> int:
+        return max([1, *self.min_replicas[-1:]])
+
 
 class Learner:
     num_ranks = 1
@@ -130,6 +133,9 @@ def test_async_judges_the_next_wave_while_the_step_learns(local_ray) -> None:
     assert all(m["dropped_stale_waves"] == 0.0 and m["driver/fetched_bytes"] < 4096 for m in sync + async_)
     # Prescale before every launch; lowered once nothing is left to judge (async: only after the last wave).
     assert sync_judge.min_replicas == [2, 0] * STEPS and async_judge.min_replicas == [2, 2, 2, 0]
+    # Each step logs the replicas serving after its judging (the fake pool runs its floor, at least 1).
+    assert [m["judge/replicas"] for m in sync] == [1.0] * STEPS
+    assert [m["judge/replicas"] for m in async_] == [2.0, 2.0, 1.0]
 
     for m in sync:  # one stage after another: the step waits for each in full
         assert m["time/generate_wait"] >= GENERATE_S * 0.9 and m["time/judge_wait"] >= JUDGE_S * 0.9

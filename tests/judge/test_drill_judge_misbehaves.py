@@ -152,6 +152,9 @@ class ScriptedJudgePool:
     def set_min_replicas(self, n: int) -> None:
         pass
 
+    def num_replicas(self) -> int:
+        return 1
+
 
 class RecordingLearner:
     """Learner stand-in that keeps what it was asked to train on."""
