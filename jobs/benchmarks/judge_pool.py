@@ -1,19 +1,24 @@
 """Section `judge`: judge-pool requests/s at 1, 2, … replicas vs the same backend called in-process.
 
-Each measurement scores W1 step batches (peer-pairwise, dual order: G(G−1) requests per prompt)
-submitted at once through `JudgePool.async_score`, with the verdict cache off, so every request is a
-fresh judge call. The baseline runs `judge.reward.score_batch` with the same backend class called
-directly, one batch after another, one backend call per batch, in a Ray task holding one replica's
-CPUs (and GPU share), so its engine gets the threads a replica's engine gets. The pool gets the same
-room: `max_batch_size` is one batch's requests, so at one replica the ingress sends each batch in one
-call and the replica judges it in one backend call; at R replicas each gets 1/R of it. The per-replica
-column is the scaling: requests/s ÷ (replicas × requests/s at one replica). Two backends are measured:
+Each measurement scores the workload's step batches (the reward mode's requests: peer-pairwise in dual
+order is G(G−1) per prompt, pointwise one per sample) submitted at once through `JudgePool.async_score`,
+with the verdict cache off, so every request is a fresh judge call. The baseline runs
+`judge.reward.score_batch` with the same backend class called directly, one batch after another, one
+backend call per batch, in a Ray task holding one replica's CPUs (and GPU share), so its engine gets
+the threads a replica's engine gets. The pool gets the same room: `max_batch_size` is one batch's
+requests, so at one replica the ingress sends each batch in one call and the replica judges it in one
+backend call; at R replicas each gets 1/R of it. The per-replica column is the scaling: requests/s ÷
+(replicas × requests/s at one replica). Measured:
 
 - `offline`, sleeping a fixed latency (a remote judge's stand-in), on `judge_batches` batches;
 - `vllm`, a real engine per replica generating over the real judge prompts, on `judge_vllm_batches`
   batches. The judge model is a random-init shape with a long enough context whose special tokens
   (stop tokens included) never win greedy decoding, so every verdict is `judge_max_tokens` tokens of
   text. Its verdicts are unparsable (masked), which does not change the cost; the notes count them.
+- `vllm tiny-judge` (CPU workload, `Workload.judge_tiny_size`), the same engine rows on the trained
+  tiny judge as the CPU default run serves it: its prompt style, pointwise, greedy, at most 32 tokens,
+  its trained 1,024-token context. Verdicts stop at EOS, so their lengths vary: the notes give the
+  verdict statuses (mostly `ok`) and the mean prompt length.
 
 Each row is the median of `repeats` rounds, every round on step batches no other round uses. Every
 measurement is preceded by a warm-up of one-group batches from a step that is not timed (one per
@@ -38,7 +43,9 @@ from jobs.benchmarks.report import SectionResult, median
 from jobs.benchmarks.workloads import Workload
 from jobs.training.prompt_schedule import PromptSchedule
 from judge.config import JudgeConfig
+from judge.reward import REWARD_MODES, plan_requests
 from judge.serve_config import JudgePoolConfig, VllmBackendConfig
+from learner.tiny_model import ensure_tiny_model, tiny_model_config
 from rollout.batch import TrajectoryBatch
 from rollout.prompts import reference_answer
 from scenarios.schema import ScenarioRow
@@ -46,6 +53,10 @@ from scenarios.schema import ScenarioRow
 logger = logging.getLogger(__name__)
 
 COLUMNS = ["judge", "replicas", "batches", "requests", "seconds", "requests/s", "vs in-process", "per replica"]
+# The trained judge as the CPU default run serves it (jobs/presets/tiny-cpu.yaml; a test keeps them equal):
+# one pointwise verdict per sample, a short JSON line.
+TRAINED_JUDGE_REWARD_MODE = "pointwise"
+TRAINED_JUDGE_MAX_TOKENS = 32
 
 
 def _step_batch(workload: Workload, rows: dict[str, ScenarioRow], step: int) -> TrajectoryBatch:
@@ -94,6 +105,7 @@ def _score_in_process(
 
 def _measure(
     result: SectionResult,
+    label: str,
     prefix: str,
     judge_cfg: JudgeConfig,
     pool_cfg: JudgePoolConfig,
@@ -101,31 +113,30 @@ def _measure(
     rounds: list[list[TrajectoryBatch]],
     warmup: TrajectoryBatch,
     replica_counts: tuple[int, ...],
-) -> dict[str, Counter[str]]:
+) -> str:
     """In-process baseline, then the pool at each replica count: table rows and metrics appended to `result`.
 
     Each row times every round of batches (fresh steps each, so no engine reuses a cached prefix) and
-    reports the median round. Returns the per-sample judge statuses of each measured row (label → counts).
+    reports the median round. `label` names the rows, `prefix` their metrics. Returns the per-sample judge
+    statuses of each measured row, for a note (`in-process {'ok': 30, ...}; x1 {...}`).
     """
     from judge.pool import JudgePool
-    from judge.reward import plan_requests
 
-    name = judge_cfg.backend
-    backend_cfg = pool_cfg.vllm if name == "vllm" else judge_cfg
+    backend_cfg = pool_cfg.vllm if judge_cfg.backend == "vllm" else judge_cfg
     requests = sum(len(plan_requests(b, rows, judge_cfg)) for b in rounds[0])
     statuses: dict[str, Counter[str]] = {}
 
     def add_row(replicas: int | None, seconds: float, scored: list[TrajectoryBatch], base_s: float) -> None:
-        label = f"{name}, " + ("in-process" if replicas is None else "JudgePool (Ray Serve)")
+        judge = f"{label}, " + ("in-process" if replicas is None else "JudgePool (Ray Serve)")
         one_replica = result.metrics.get(f"{prefix}pool_requests_per_s_r1")
         per_replica = requests / seconds / (replicas * one_replica) if replicas and one_replica else None
-        result.rows.append({"judge": label, "replicas": replicas if replicas else "-", "batches": len(rounds[0]),
+        result.rows.append({"judge": judge, "replicas": replicas if replicas else "-", "batches": len(rounds[0]),
                             "requests": requests, "seconds": seconds, "requests/s": requests / seconds,
                             "vs in-process": base_s / seconds, "per replica": per_replica})  # fmt: skip
         statuses["in-process" if replicas is None else f"x{replicas}"] = Counter(
             s for b in scored for s in b.judge_statuses or []
         )
-        logger.info("judge %s x%s: %.1f requests/s", name, replicas or "in-process", requests / seconds)
+        logger.info("judge %s x%s: %.1f requests/s", label, replicas or "in-process", requests / seconds)
 
     # The in-process engine is closed before any replica starts, so the two never share the cores.
     baseline = _score_in_process.options(num_cpus=pool_cfg.num_cpus_per_replica, num_gpus=pool_cfg.num_gpus_per_replica)
@@ -139,7 +150,7 @@ def _measure(
     for replicas in replica_counts:
         cfg = dataclasses.replace(
             pool_cfg,
-            app_name=f"bench-judge-{name}-{replicas}",
+            app_name=f"bench-judge-{label.replace(' ', '-')}-{replicas}",
             min_replicas=replicas,
             max_replicas=replicas,
             initial_replicas=replicas,
@@ -159,34 +170,35 @@ def _measure(
         seconds = median(times)
         result.metrics[f"{prefix}pool_requests_per_s_r{replicas}"] = requests / seconds
         add_row(replicas, seconds, scored, base_s)
-    return statuses
+    return "; ".join(f"{row} {dict(sorted(counts.items()))}" for row, counts in statuses.items())
 
 
-def _batch_requests(workload: Workload) -> int:
-    """Judge requests of one step batch: peer-pairwise in both orders, G(G−1) per prompt."""
-    g = workload.samples_per_prompt
-    return workload.prompts_per_step * g * (g - 1)
+def _batch_requests(workload: Workload, judge_cfg: JudgeConfig) -> int:
+    """Judge requests of one step batch in `judge_cfg`'s reward mode (the planner `plan_requests` uses)."""
+    _, planner = REWARD_MODES[judge_cfg.reward_mode]
+    return workload.prompts_per_step * len(planner(range(workload.samples_per_prompt), judge_cfg.enable_dual_order))
 
 
-def _vllm_pool_config(workload: Workload) -> JudgePoolConfig:
-    """One engine per replica on the workload's judge model; a whole step batch per engine call at most."""
-    model_dir = ensure_bench_model(workload.judge_model)
+def _vllm_pool_config(
+    workload: Workload, judge_cfg: JudgeConfig, model_dir: Path, max_model_len: int, max_tokens: int
+) -> JudgePoolConfig:
+    """One engine per replica on `model_dir`; a whole step batch of `judge_cfg`'s requests per engine call at most."""
     on_gpu = workload.device == "gpu"
     # Replicas share one GPU in the GPU workload: each takes an equal slice of it.
     share = 1.0 / max(workload.judge_replicas) if on_gpu else 0.0
     vllm = VllmBackendConfig(
         model=str(model_dir),
         dtype="bfloat16" if on_gpu else "float32",
-        max_model_len=workload.judge_model.max_position_embeddings,
+        max_model_len=max_model_len,
         kv_cache_gib=1,
         gpu_memory_utilization=0.85 * share if on_gpu else 0.85,
-        max_tokens=workload.judge_max_tokens,
+        max_tokens=max_tokens,
     )
     return JudgePoolConfig(
         max_ongoing_requests=128,
         num_cpus_per_replica=1,
         num_gpus_per_replica=share,
-        max_batch_size=_batch_requests(workload),
+        max_batch_size=_batch_requests(workload, judge_cfg),
         batch_wait_timeout_s=0.05,
         enable_cache=False,
         enable_http=False,
@@ -194,13 +206,27 @@ def _vllm_pool_config(workload: Workload) -> JudgePoolConfig:
     )
 
 
+def _trained_judge_configs(workload: Workload) -> tuple[JudgeConfig, JudgePoolConfig]:
+    """Judge and pool configs of the trained tiny judge `workload.judge_tiny_size`, as the CPU default serves it.
+
+    Its own prompt style and context (what it was trained on), built or copied from the shipped checkpoint
+    into the jobs' model cache on the driver, so replicas only load it.
+    """
+    tiny = tiny_model_config(workload.judge_tiny_size)
+    if tiny.role != "judge":
+        raise ValueError(f"judge_tiny_size={workload.judge_tiny_size!r} is an {tiny.role} model; name a judge size")
+    judge_cfg = JudgeConfig(backend="vllm", reward_mode=TRAINED_JUDGE_REWARD_MODE, prompt_style=tiny.prompt_style)
+    pool_cfg = _vllm_pool_config(
+        workload, judge_cfg, ensure_tiny_model(tiny), tiny.max_position_embeddings, TRAINED_JUDGE_MAX_TOKENS
+    )
+    return judge_cfg, pool_cfg
+
+
 def _mean_prompt_tokens(
     model_dir: str, judge_cfg: JudgeConfig, rows: dict[str, ScenarioRow], batch: TrajectoryBatch
 ) -> float:
     """Mean chat-templated judge prompt length in the judge model's tokens (what each vllm request prefills)."""
     from transformers import AutoTokenizer
-
-    from judge.reward import plan_requests
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     texts = [
@@ -211,13 +237,16 @@ def _mean_prompt_tokens(
 
 
 def run(workload: Workload, out_dir: Path) -> SectionResult:
-    """Measure both backends: in-process baseline, then the pool at each of `workload.judge_replicas`."""
-    latency = workload.judge_bench_latency_s
-    result = SectionResult(
-        "judge",
+    """Measure every judge: in-process baseline, then the pool at each of `workload.judge_replicas`."""
+    latency, replica_counts = workload.judge_bench_latency_s, workload.judge_replicas
+    title = (
         f"Judge pool requests/s (offline backend: {latency * 1000:g} ms latency; vllm backend: "
-        f"{workload.judge_model.name}, {workload.judge_max_tokens} tokens per verdict)",
+        f"{workload.judge_model.name}, {workload.judge_max_tokens} tokens per verdict"
     )
+    if workload.judge_tiny_size:
+        mode, tokens = TRAINED_JUDGE_REWARD_MODE, TRAINED_JUDGE_MAX_TOKENS
+        title += f"; vllm tiny-judge: trained, {mode}, up to {tokens} tokens per verdict"
+    result = SectionResult("judge", title + ")")
     result.columns = COLUMNS
     rows = train_rows()
     g = workload.samples_per_prompt
@@ -231,11 +260,13 @@ def run(workload: Workload, out_dir: Path) -> SectionResult:
     offline_cfg = JudgeConfig(backend="offline", reward_mode="peer_pairwise", offline_latency_s=latency)
     # A whole step batch per backend call, as in-process (the default of 8 would take 12 latencies per batch).
     offline_pool = JudgePoolConfig(
-        max_ongoing_requests=128, max_batch_size=_batch_requests(workload), enable_cache=False, enable_http=False
+        max_ongoing_requests=128,
+        max_batch_size=_batch_requests(workload, offline_cfg),
+        enable_cache=False,
+        enable_http=False,
     )
-    _measure(
-        result, "", offline_cfg, offline_pool, rows, rounds(workload.judge_batches), warmup, workload.judge_replicas
-    )
+    offline_rounds = rounds(workload.judge_batches)
+    _measure(result, "offline", "", offline_cfg, offline_pool, rows, offline_rounds, warmup, replica_counts)
     result.notes.append(
         "the offline backend answers a batch in one latency (a hosted judge serving requests concurrently), "
         f"so a replica tops out near max_batch_size/latency requests/s (max_batch_size {offline_pool.max_batch_size}"
@@ -243,18 +274,38 @@ def run(workload: Workload, out_dir: Path) -> SectionResult:
     )
 
     vllm_cfg = JudgeConfig(backend="vllm", reward_mode="peer_pairwise")
-    vllm_pool = _vllm_pool_config(workload)
+    judge_model = workload.judge_model
+    vllm_pool = _vllm_pool_config(
+        workload,
+        vllm_cfg,
+        ensure_bench_model(judge_model),
+        judge_model.max_position_embeddings,
+        workload.judge_max_tokens,
+    )
     vllm_rounds = rounds(workload.judge_vllm_batches)
     prompt_tokens = _mean_prompt_tokens(vllm_pool.vllm.model, vllm_cfg, rows, vllm_rounds[0][0])
-    statuses = _measure(result, "vllm_", vllm_cfg, vllm_pool, rows, vllm_rounds, warmup, workload.judge_replicas)
+    statuses = _measure(result, "vllm", "vllm_", vllm_cfg, vllm_pool, rows, vllm_rounds, warmup, replica_counts)
     result.notes.append(
         f"vllm: one engine per replica (KV cache {vllm_pool.vllm.kv_cache_gib} GiB, up to "
         f"{vllm_pool.max_batch_size} requests per engine call); each request prefills ~{prompt_tokens:.0f} prompt "
         f"tokens and generates exactly {workload.judge_max_tokens} (greedy; the random-init judge's special "
         "tokens have zero LM-head rows)"
     )
-    counts = "; ".join(f"{label} {dict(sorted(c.items()))}" for label, c in statuses.items())
-    result.notes.append(f"vllm verdict statuses per sample (random-init judge: unparsable → masked): {counts}")
+    result.notes.append(f"vllm verdict statuses per sample (random-init judge: unparsable → masked): {statuses}")
+
+    if workload.judge_tiny_size:
+        tiny_cfg, tiny_pool = _trained_judge_configs(workload)
+        prompt_tokens = _mean_prompt_tokens(tiny_pool.vllm.model, tiny_cfg, rows, vllm_rounds[0][0])
+        statuses = _measure(
+            result, "vllm tiny-judge", "tiny_judge_", tiny_cfg, tiny_pool, rows, vllm_rounds, warmup, replica_counts
+        )
+        result.notes.append(
+            f"vllm tiny-judge: the trained `{workload.judge_tiny_size}` tiny model, {tiny_cfg.prompt_style} prompts, "
+            f"{tiny_cfg.reward_mode} (one request per sample, up to {tiny_pool.max_batch_size} per engine call), "
+            f"max_model_len {tiny_pool.vllm.max_model_len}; each request prefills ~{prompt_tokens:.0f} prompt "
+            f"tokens and generates up to {tiny_pool.vllm.max_tokens} (greedy, ending at its EOS, so lengths vary)"
+        )
+        result.notes.append(f"vllm tiny-judge verdict statuses per sample (ok = parsed, scored): {statuses}")
     if workload.device == "cpu":
         result.notes.append(
             f"on CPU every vllm engine, in-process or in a replica, computes with {vllm_pool.num_cpus_per_replica:g} "

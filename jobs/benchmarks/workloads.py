@@ -2,8 +2,8 @@
 
 A workload is data, not a code path: sections read its fields and never branch on its name. `W1` is
 the CPU standard (the `w1` tiny model: Qwen2, hidden 256, 4 layers, vocab 4k, random init; 8 prompts ×
-4 samples, 64 new tokens ignoring EOS); `GPU-Q3-0.6B` has Qwen3-0.6B's shape, random init, for when a
-GPU is present.
+4 samples, 64 new tokens ignoring EOS), whose judge section also measures the trained tiny judge the
+CPU default run serves; `GPU-Q3-0.6B` has Qwen3-0.6B's shape, random init, for when a GPU is present.
 """
 
 from __future__ import annotations
@@ -109,6 +109,9 @@ class Workload:
     zero_stages: tuple[int, ...]
     # Shapes of the weight-sync sweep, smallest first.
     sync_shapes: tuple[ModelShape, ...]
+    # learner/tiny_model.py size of a trained judge the judge section also measures (`vllm tiny-judge` rows,
+    # served as the CPU default run serves it); "" = none.
+    judge_tiny_size: str = ""
     # `cpu` or `gpu`: what the workload is sized for.
     device: str = "cpu"
     # Timed repetitions per measurement (after one warm-up).
@@ -167,6 +170,7 @@ WORKLOADS: dict[str, Workload] = {
         learner_ranks=(1, 2),
         zero_stages=(2, 3),
         sync_shapes=(W1_MODEL, SYNC_25M, SYNC_100M),
+        judge_tiny_size="judge",
     ),
     "GPU-Q3-0.6B": Workload(
         name="GPU-Q3-0.6B",
