@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 # Bump when the build recipe changes in a way the config does not capture, so stale caches are not reused.
-BUILD_VERSION = 5
+BUILD_VERSION = 6
 # Checkpoints built by `privacyalign build-model --ship` and committed, one folder per config hash: a
 # fresh machine copies the default agent from here instead of spending minutes of its CPU building it.
 SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"

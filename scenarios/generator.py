@@ -173,7 +173,7 @@ def _draw_cast(rng: random.Random, domain: str, forms: tuple[str, ...]) -> _Cast
     last = rng.sample(LAST_NAMES, 2)
     note_form = rng.choice(forms)
     leak_form = note_form
-    if rng.random() < ALIAS_SWAP_PROBABILITY:
+    if len(forms) > 1 and rng.random() < ALIAS_SWAP_PROBABILITY:
         leak_form = rng.choice([f for f in forms if f != note_form])
     extra_kind = rng.choice(EXTRA_KINDS)
     return _Cast(
@@ -414,8 +414,13 @@ def split_sizes(num_rows: int) -> dict[str, int]:
 
 
 def _synthetic_forms(words: list[str], rng: random.Random) -> tuple[str, ...]:
-    """Three made-up surface forms of a made-up private matter, from words of the split's real forms."""
-    return tuple(f"a {' '.join(rng.sample(words, rng.randint(2, 3)))}" for _ in range(3))
+    """The one surface form of a made-up private matter, from words of the split's real forms.
+
+    One, not three: a made-up matter has no real aliases, and three unrelated phrases made the alias
+    swap write a leaking reference whose matter was not the one in the notes (a quarter of them), so
+    the warm start taught the agent to write *some* private matter rather than to copy this one.
+    """
+    return (f"a {' '.join(rng.sample(words, rng.randint(2, 3)))}",)
 
 
 def generate_split_rows(

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import random
 from collections import Counter
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from scenarios.generator import (
     LEAK_CARRIERS,
     fact_splits,
     generate_rows,
+    generate_split_rows,
     main,
     preference_aggregates,
     render_jsonl,
@@ -106,6 +108,17 @@ def test_ground_truth_grades_the_references(rows: list[ScenarioRow]) -> None:
         used = [f for f in row.sensitive_surface_forms if fact_mentioned(f, row.references[leaky].arguments_json)]
         aliased += not any(fact_mentioned(f, row.trajectory) for f in used)
     assert 0.1 * len(rows) < aliased < 0.4 * len(rows)  # some leaks use another alias than the notes
+
+
+def test_made_up_private_matter_is_leaked_as_written_in_the_notes() -> None:
+    """A warm start learns to copy the matter out of the notes only if the leaking reference copies it."""
+    raw = generate_split_rows("train", 200, random.Random(7), synthetic_share=1.0)
+    rows = [ScenarioRow.from_dict(r, source="generated", line=i + 1) for i, r in enumerate(raw)]
+    for row in rows:
+        (matter,) = row.sensitive_surface_forms  # made up: no aliases
+        leaky, _ = _leaky_and_safe(row)
+        assert fact_mentioned(matter, row.trajectory) and fact_mentioned(matter, reference_answer(row, leaky))
+    assert len({row.sensitive_facts[0] for row in rows}) > 190  # made up per row, not drawn from a list
 
 
 def test_annotations_flag_the_leak_and_aggregates_match(rows: list[ScenarioRow]) -> None:
