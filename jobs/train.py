@@ -1,7 +1,7 @@
 """`privacyalign train`: RL of an agent against the annotation-conditioned judge (the main job).
 
 Examples:
-    privacyalign train                                  # tiny-cpu preset: local Ray, tiny model, offline judge
+    privacyalign train                                  # tiny-cpu preset: local Ray, tiny agent, tiny LLM judge
     privacyalign train trainer.num_steps=5 trainer.schedule=async
     privacyalign train --preset qwen3-4b-1node          # GPU preset
     privacyalign train --resume runs/20261129-081500    # continue a killed run from its last checkpoint

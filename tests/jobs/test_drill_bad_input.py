@@ -105,6 +105,7 @@ def test_invalid_config_lists_every_error_at_once(tmp_path, capsys):
     rc, err = _train(
         tmp_path,
         capsys,
+        "judge.reward_mode=peer_pairwise",
         "rollout.samples_per_prompt=1",
         "rollout.dtype=bfloat16",
         "rollout.temperature=0",

@@ -53,6 +53,7 @@ OVERRIDES = [
     "rollout.max_tokens=48",
     "rollout.max_restarts=2",
     "learner.num_ranks=2",
+    "judge.backend=offline",  # rollout and learner faults are drilled; judge faults in test_drill_judge_misbehaves
 ]
 STEP_TIMEOUT_S = 300
 

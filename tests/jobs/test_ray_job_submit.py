@@ -200,6 +200,7 @@ def test_submitted_async_train_job_joins_the_running_cluster(head_cluster, tmp_p
         "trainer.checkpoint_every=0",
         "trainer.enable_progress_bar=false",
         "rollout.max_tokens=32",
+        "judge.backend=offline",  # what is tested is the submission; the LLM judge has its own e2e test
     ]
     started = time.monotonic()
     try:

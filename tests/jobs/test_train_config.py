@@ -30,6 +30,7 @@ def test_invalid_config_lists_every_error_at_once():
         load_train_config(
             "tiny-cpu",
             [
+                "judge.reward_mode=peer_pairwise",
                 "rollout.samples_per_prompt=1",  # cross-field: peer_pairwise needs >= 2
                 "rollout.dtype=bfloat16",  # cross-field: CPU engine
                 "trainer.schedule=sometimes",  # single field
@@ -42,7 +43,9 @@ def test_invalid_config_lists_every_error_at_once():
     # Single-field errors stop before cross-field checks can run on broken sections; fix them and the
     # cross-field ones are reported together.
     with pytest.raises(ConfigError) as info:
-        load_train_config("tiny-cpu", ["rollout.samples_per_prompt=1", "rollout.dtype=bfloat16"])
+        load_train_config(
+            "tiny-cpu", ["judge.reward_mode=peer_pairwise", "rollout.samples_per_prompt=1", "rollout.dtype=bfloat16"]
+        )
     assert len(info.value.errors) == 2
     assert "samples_per_prompt >= 2" in info.value.errors[0] and "SIGILL" in info.value.errors[1]
 

@@ -49,6 +49,7 @@ SMALL = [
     "rollout.samples_per_prompt=2",
     "rollout.max_tokens=48",
     "judge_pool.max_replicas=1",
+    "judge.backend=offline",  # storage is under test; the default LLM judge has its own e2e test
 ]
 RUN_TIMEOUT_S = 600
 
