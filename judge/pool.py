@@ -184,6 +184,8 @@ class JudgePool:
         self._rows_ref = rows_ref
         self._token = token
         self._rescale_skip_logged = False
+        # The floor the job asked for (judge_pool.min_replicas): pre-scaling lowers the floor back to it.
+        self._configured_min = pool_cfg.min_replicas if pool_cfg is not None else 0
 
     @property
     def owned(self) -> bool:
@@ -341,9 +343,14 @@ class JudgePool:
             ) from None
 
     def set_min_replicas(self, n: int, *, wait: bool = False) -> None:
-        """Raise (before a rollout wave) or lower (while the learner works) the replica floor."""
+        """Raise (before a rollout wave) or lower (while the learner works) the replica floor.
+
+        Never below the configured `min_replicas`: lowering to 0 returns to the job's own floor, so a
+        pre-scaled pool does not scale to zero while the learner works and cold-start its engines (a
+        judge model's load) before every wave.
+        """
         if self._rescalable():
-            self.set_replica_bounds(n, self.pool_cfg.max_replicas, wait=wait)
+            self.set_replica_bounds(max(n, self._configured_min), self.pool_cfg.max_replicas, wait=wait)
 
     def set_replica_bounds(self, min_replicas: int, max_replicas: int, *, wait: bool = False) -> None:
         """New autoscaling bounds, applied by Serve in place: running replicas keep their engines.

@@ -300,7 +300,7 @@ class RLLoop:
         canaries = self.fetcher.get(wave.summary.refs[1]) if len(wave.summary.refs) > 1 else None
         judged = time.perf_counter()
         if self.cfg.judge_prescale_replicas and not self._waves:
-            self.judge.set_min_replicas(0)  # nothing in flight to judge: let load-based autoscaling shrink
+            self.judge.set_min_replicas(0)  # nothing in flight to judge: back to the configured floor
         generated_at, scored_at = wave.generation.done_at, wave.judging.done_at
         assert generated_at is not None and scored_at is not None, "a ready summary implies both stages done"
         timings = {

@@ -141,6 +141,16 @@ def test_cache_judges_identical_requests_once(pool: JudgePool, rows: dict[str, S
     assert second.rewards == first.rewards and second.judge_statuses == first.judge_statuses
 
 
+def test_prescaling_lowers_the_floor_back_to_the_configured_min_not_to_zero(pool: JudgePool) -> None:
+    pool.set_replica_bounds(min_replicas=1, max_replicas=2)
+    pool.set_min_replicas(2, wait=True)  # the trainer before a wave
+    assert pool.num_replicas() == 2 and pool.pool_cfg.min_replicas == 2
+    pool.set_min_replicas(0)  # the trainer once nothing is left to judge
+    assert pool.pool_cfg.min_replicas == 1
+    wait_for(lambda: pool.num_replicas() == 1, timeout_s=60, what="scale-down to the configured floor")
+    pool.set_replica_bounds(min_replicas=1, max_replicas=1)
+
+
 def test_autoscaling_up_under_burst_and_back_to_min(pool: JudgePool, rows: dict[str, ScenarioRow]) -> None:
     # Throughput with the pool pinned at one replica.
     _, rate_1 = timed_score(pool, make_batch(rows, "one-replica", groups=2))
