@@ -10,7 +10,7 @@ from collections import Counter
 
 import ray
 
-from rollout.batch import TrajectoryBatch
+from records.trajectory_batch import TrajectoryBatch
 
 
 @ray.remote(num_cpus=0)

@@ -15,7 +15,7 @@ import ray
 from actors.config import ActorGroupConfig
 from cluster.storage import RunStorage
 from learner.config import LearnerConfig
-from rollout.batch import TrajectoryBatch
+from records.trajectory_batch import TrajectoryBatch
 from rollout.weight_sync import WeightUpdate
 
 logger = logging.getLogger(__name__)

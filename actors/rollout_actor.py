@@ -18,7 +18,7 @@ import ray
 from ray.actor import ActorHandle
 
 from actors.chunk_queue import PromptChunk
-from rollout.batch import TrajectoryBatch
+from records.trajectory_batch import TrajectoryBatch
 from rollout.config import RolloutConfig
 from rollout.engine import RolloutEngine
 from rollout.prompts import render_messages

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from judge.serve_config import JudgePoolConfig
-from rollout.batch import TrajectoryBatch
+from records.trajectory_batch import TrajectoryBatch
 from scenarios.schema import ScenarioRow
 
 USAGE = '{"items": [{"scenario_id": "<id>" or "row": {...}, "candidates": ["<answer>", ...]}, ...]}'

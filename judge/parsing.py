@@ -1,6 +1,6 @@
 """Parse raw judge text into verdicts with a status (docs/architecture.md §1.2); never raises on judge output.
 
-Statuses (rollout.batch.JUDGE_STATUSES): `ok`; `empty_response` (blank text); `parse_error` (text but
+Statuses (records.trajectory_batch.JUDGE_STATUSES): `ok`; `empty_response` (blank text); `parse_error` (text but
 no usable verdict, including output that is all thinking because the judge ran out of tokens);
 `judge_error` (no text at all: the call failed; made by :func:`failed_verdict`, never by parsing).
 

@@ -31,9 +31,10 @@ from ray.serve.schema import ServeInstanceDetails
 from judge.backends.base import JudgeRequest
 from judge.canary import CanaryReport, canary_probes, grade_canaries
 from judge.config import JOB_SIDE_FIELDS, JudgeConfig
-from judge.serve_app import JudgeCallFailed, JudgeOutput, build_app, running_replicas, score_timeout_s
+from judge.serve_app import JudgeCallFailed, build_app, running_replicas, score_timeout_s
 from judge.serve_config import JudgePoolConfig, check_http_exposure, is_loopback, validate_pool_config
-from rollout.batch import TrajectoryBatch
+from judge.verdicts import JudgeOutput
+from records.trajectory_batch import TrajectoryBatch
 from scenarios.schema import ScenarioRow
 
 if TYPE_CHECKING:

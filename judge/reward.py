@@ -28,8 +28,8 @@ from judge.backends.base import JudgeBackend, JudgeRequest
 from judge.config import JudgeConfig
 from judge.parsing import PairwiseVerdict, PointwiseVerdict, Verdict, verdict_of
 from judge.prompts import pairwise_messages, pointwise_messages, truncate_words
+from records.trajectory_batch import JUDGE_STATUSES, TrajectoryBatch
 from rollout.answers import parse_answer, payload_words, strip_thinking
-from rollout.batch import JUDGE_STATUSES, TrajectoryBatch
 from rollout.prompts import reference_answer
 from scenarios.schema import ScenarioRow
 

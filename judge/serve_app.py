@@ -8,7 +8,8 @@ HTTP POST <prefix> (bearer token) ────► JudgeIngress.__call__│  cach
 ```
 
 The ingress owns nothing but plumbing: judge/reward.py plans the requests and turns raw verdicts into
-rewards; the ingress hands it a backend whose `complete` fans requests out to the judge replicas in
+rewards, judge/http_api.py checks HTTP callers' tokens and writes their responses, and
+judge/verdicts.py holds the verdict cache; the ingress hands it a backend whose `complete` fans requests out to the judge replicas in
 chunks, one handle call per chunk (`split_for_replicas`): at least one chunk per running replica so
 load spreads, none larger than `max_batch_size` so the autoscaler still sees a queue. A handle call
 per request cost more than the judging itself on small requests. A replica judges the chunks that
@@ -24,11 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import hmac
 import logging
 import time
-import uuid
-from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -44,10 +42,12 @@ from starlette.responses import JSONResponse
 from judge.backends import make_backend
 from judge.backends.base import JudgeRequest, prompt_hash
 from judge.config import JudgeConfig
-from judge.http_request import BadJudgeRequest, HttpLimits, parse_judge_request
+from judge.http_api import handle_http
+from judge.http_request import HttpLimits
 from judge.reward import score_batch
 from judge.serve_config import JudgePoolConfig
-from rollout.batch import TrajectoryBatch
+from judge.verdicts import JudgeOutput, VerdictCache, candidate_hash
+from records.trajectory_batch import TrajectoryBatch
 from scenarios.schema import ScenarioRow
 
 logger = logging.getLogger(__name__)
@@ -73,26 +73,6 @@ def score_timeout_s(pool_cfg: JudgePoolConfig) -> float:
     ends within twice that plus the ingress's own planning, replica lookup and parsing.
     """
     return 2 * pool_cfg.request_timeout_s + SCORE_SLACK_S
-
-
-@dataclass(frozen=True)
-class JudgeOutput:
-    """A judge's raw answer to one request and where it came from (provenance travels with it)."""
-
-    # Raw completion text; empty when `error` is set.
-    text: str
-    # Why there is no answer ("" = answered); downstream this becomes status `judge_error`.
-    error: str
-    # Judge model that answered (backend's model name).
-    judge_model: str
-    # Hash of the rendered judge prompt (judge/backends/base.py `prompt_hash`).
-    prompt_hash: str
-    # Sampling seed the backend used.
-    seed: int
-    # Serve replica that answered ("" when no replica did).
-    replica: str
-    # True when served from the cache instead of a fresh judge call.
-    cached: bool = False
 
 
 @dataclass(frozen=True)
@@ -141,14 +121,6 @@ def running_replicas(app_name: str) -> int:
 def _total_requests(chunks: list[list[JudgeRequest]]) -> int:
     """Size of a replica's batch for `@serve.batch`: requests, not chunks (max_batch_size counts requests)."""
     return sum(len(chunk) for chunk in chunks)
-
-
-def candidate_hash(request: JudgeRequest) -> str:
-    """sha256 over the request's candidate texts, in order (part of the verdict cache key)."""
-    digest = hashlib.sha256()
-    for text in request.candidates:
-        digest.update(hashlib.sha256(text.encode()).digest())
-    return digest.hexdigest()
 
 
 @serve.deployment(name=JUDGE_DEPLOYMENT)
@@ -226,49 +198,6 @@ class JudgeDeployment:
         self._backend.close()
 
 
-class _VerdictCache:
-    """LRU of in-flight or finished verdicts; a future per key so concurrent duplicates wait for one call.
-
-    Size 0 holds nothing (the cache is off): every claim is evicted at once, so every request is judged.
-    """
-
-    def __init__(self, size: int):
-        self._size = size
-        self._entries: OrderedDict[tuple[str, ...], asyncio.Future[JudgeOutput]] = OrderedDict()
-
-    def get(self, key: tuple[str, ...]) -> asyncio.Future[JudgeOutput] | None:
-        future = self._entries.get(key)
-        if future is not None:
-            self._entries.move_to_end(key)
-        return future
-
-    def claim(self, key: tuple[str, ...]) -> asyncio.Future[JudgeOutput]:
-        """A new entry for `key` that later identical requests wait on; the claimer must settle or abandon it."""
-        future: asyncio.Future[JudgeOutput] = asyncio.get_running_loop().create_future()
-        self._entries[key] = future
-        while len(self._entries) > self._size:
-            self._entries.popitem(last=False)
-        return future
-
-    def settle(self, key: tuple[str, ...], future: asyncio.Future[JudgeOutput], verdict: JudgeOutput) -> None:
-        """Answer the waiters; a failure is not remembered, so a later identical request tries again."""
-        future.set_result(verdict)
-        if verdict.error:
-            self._drop(key, future)
-
-    def abandon(self, key: tuple[str, ...], future: asyncio.Future[JudgeOutput]) -> None:
-        """The claimer was cancelled: waiters are cancelled too, and the next caller judges afresh."""
-        future.cancel()
-        self._drop(key, future)
-
-    def _drop(self, key: tuple[str, ...], future: asyncio.Future[JudgeOutput]) -> None:
-        if self._entries.get(key) is future:  # not a newer claim of the same key
-            del self._entries[key]
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-
 class JudgeCallFailed(RuntimeError):
     """No judge answer for a request (replicas lost, backend error): reward.py records `judge_error`."""
 
@@ -308,7 +237,7 @@ class JudgeIngress:
         self._settings = settings
         # The rows ref arrives boxed in a list so Serve stores the ref, not the payload; fetch it once.
         self._rows: dict[str, ScenarioRow] = ray.get(rows_box[0]) if rows_box else {}
-        self._cache = _VerdictCache(settings.cache_size if settings.enable_cache else 0)
+        self._cache = VerdictCache(settings.cache_size if settings.enable_cache else 0)
         self._judge_model: str | None = None
         self._app_name = serve.get_replica_context().app_name
         self._threads = ThreadPoolExecutor(max_workers=64, thread_name_prefix="score")
@@ -365,69 +294,15 @@ class JudgeIngress:
             verdicts[i] = replace(await asyncio.shield(future), cached=True)
         return [verdicts[i] for i in range(len(requests))]
 
-    # ---- HTTP ------------------------------------------------------------------------------------
     async def __call__(self, request: Request) -> JSONResponse:
-        """POST {"items": [{"scenario_id" | "row", "candidates": [str, ...]}, ...]} → OpenAI-style verdicts."""
-        if self._settings.token_sha256 and not self._authorized(request):
-            return _error(401, "missing or wrong bearer token", "authentication_error")
-        if request.method != "POST":
-            return _error(405, 'POST a JSON body: {"items": [{"scenario_id": ..., "candidates": [...]}]}')
-        limits = self._settings.http_limits
-        body = await _read_body(request, limits.max_body_bytes)
-        try:
-            if body is None:
-                raise BadJudgeRequest(413, f"body larger than {limits.max_body_bytes} bytes")
-            batch, rows = parse_judge_request(body, self._rows, limits)
-        except BadJudgeRequest as exc:
-            return _error(exc.status, str(exc))
-        try:
-            scored, verdicts = await self._score(batch, rows)
-        except Exception:  # process boundary: log the traceback here, tell the caller nothing internal
-            logger.exception("judging an HTTP request of %d candidates failed", len(batch))
-            return _error(500, "judging failed; see the judge pool's logs", "server_error")
-        return JSONResponse(self._response_json(scored, verdicts))
-
-    def _authorized(self, request: Request) -> bool:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            return False
-        return hmac.compare_digest(hashlib.sha256(token.encode()).hexdigest(), self._settings.token_sha256)
-
-    def _response_json(self, scored: TrajectoryBatch, verdicts: list[JudgeOutput]) -> dict[str, Any]:
-        assert scored.rewards is not None and scored.advantages is not None
-        assert scored.valid is not None and scored.judge_statuses is not None
-        choices = [
-            {
-                "index": i,
-                "scenario_id": scored.scenario_ids[i],
-                "group": scored.group_ids[i],
-                "reward": scored.rewards[i],
-                "advantage": scored.advantages[i],
-                "valid": scored.valid[i],
-                "judge_status": scored.judge_statuses[i],
-            }
-            for i in range(len(scored))
-        ]
-        return {
-            "id": f"judge-{uuid.uuid4().hex}",
-            "object": "judge.verdicts",
-            "created": int(time.time()),
-            "model": verdicts[0].judge_model if verdicts else "",
-            "choices": choices,
-            "verdicts": [
-                {
-                    "content": v.text,
-                    # Whether the call failed, not why: exception text stays in the pool's logs.
-                    "error": "judge call failed" if v.error else "",
-                    "judge_model": v.judge_model,
-                    "prompt_hash": v.prompt_hash,
-                    "seed": v.seed,
-                    "cached": v.cached,
-                }
-                for v in verdicts
-            ],
-            "usage": {"judge_requests": len(verdicts), "cache_hits": sum(v.cached for v in verdicts)},
-        }
+        """HTTP callers (judge/http_api.py): token check and wire format there, scoring here."""
+        return await handle_http(
+            request,
+            token_sha256=self._settings.token_sha256,
+            limits=self._settings.http_limits,
+            rows=self._rows,
+            score=self._score,
+        )
 
     # ---- judging -------------------------------------------------------------------------------
     async def _score(
@@ -499,25 +374,6 @@ class JudgeIngress:
                         raise
                     logger.warning("judge replica lost (%s); attempt %d/%d", type(exc).__name__, attempt + 1, attempts)
         raise AssertionError("unreachable: the loop returns or raises")
-
-
-async def _read_body(request: Request, limit: int) -> bytes | None:
-    """The request body, or None once it exceeds `limit` bytes (stops reading there: no unbounded buffer)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        return None
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _error(status: int, message: str, kind: str = "invalid_request_error") -> JSONResponse:
-    """OpenAI-style error body."""
-    return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status_code=status)
 
 
 def build_app(

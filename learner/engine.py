@@ -27,7 +27,7 @@ from learner.losses import LossParams, policy_loss
 from learner.micro_batch import MicroBatch, dummy_sample, pad_micro_batch, split_by_token_budget, token_logprobs
 from learner.model_forward import completion_logits, resolve_shared_prefix
 from learner.weight_export import iter_full_parameters
-from rollout.batch import TrajectoryBatch
+from records.trajectory_batch import TrajectoryBatch
 
 logger = logging.getLogger(__name__)
 

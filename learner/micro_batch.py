@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
-from rollout.batch import TrajectoryBatch
+from records.trajectory_batch import TrajectoryBatch
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from vllm.inputs import TokensPrompt
 from vllm.model_executor.model_loader.reload import finalize_layerwise_reload, initialize_layerwise_reload
 from vllm.model_executor.model_loader.reload.layerwise import LAYERWISE_INFO
 
-from rollout.batch import TrajectoryBatch
+from records.trajectory_batch import TrajectoryBatch
 from rollout.config import RolloutConfig
 from rollout.vllm_start import start_vllm
 from rollout.weight_sync import Bucket, ManifestEntry

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from jobs.benchmarks.workloads import Workload
 from jobs.training.prompt_schedule import PromptSchedule
-from rollout.batch import TrajectoryBatch
+from records.trajectory_batch import TrajectoryBatch
 from rollout.prompts import render_messages
 from scenarios.config import bundled_scenarios_path
 from scenarios.loading import load_rows

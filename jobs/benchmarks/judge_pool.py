@@ -46,7 +46,7 @@ from judge.config import JudgeConfig
 from judge.reward import REWARD_MODES, plan_requests
 from judge.serve_config import JudgePoolConfig, VllmBackendConfig
 from learner.tiny_model import ensure_tiny_model, tiny_model_config
-from rollout.batch import TrajectoryBatch
+from records.trajectory_batch import TrajectoryBatch
 from rollout.prompts import reference_answer
 from scenarios.schema import ScenarioRow
 

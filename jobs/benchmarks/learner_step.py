@@ -23,7 +23,7 @@ from jobs.benchmarks.models import ensure_bench_model
 from jobs.benchmarks.report import SectionResult, median
 from jobs.benchmarks.workloads import Workload
 from learner.config import LearnerConfig
-from rollout.batch import TrajectoryBatch
+from records.trajectory_batch import TrajectoryBatch
 
 logger = logging.getLogger(__name__)
 

@@ -50,7 +50,7 @@ def make_reward_fn(rows: dict[str, Any], reward_mode: str):
     from judge.backends import make_backend
     from judge.config import JudgeConfig
     from judge.reward import score_batch
-    from rollout.batch import TrajectoryBatch
+    from records.trajectory_batch import TrajectoryBatch
 
     judge_cfg = JudgeConfig(backend="offline", reward_mode=reward_mode)
     backend = make_backend("offline", judge_cfg)

@@ -53,7 +53,7 @@ class HFAgent:
     def generate(self, chunks: Sequence[Chunk]) -> Iterator[tuple[Chunk, Answers]]:
         """Submit every chunk as one wave (engines work through them in order), collect them in order."""
         from actors.group import get_all
-        from rollout.batch import TrajectoryBatch
+        from records.trajectory_batch import TrajectoryBatch
 
         waves = [
             (

@@ -21,8 +21,8 @@ from judge.parsing import failed_verdict, parse_pointwise
 from judge.pool import JudgePool
 from judge.prompts import pointwise_messages
 from judge.reward import candidate_text
+from records.trajectory_batch import TrajectoryBatch
 from rollout.answers import parse_answer
-from rollout.batch import TrajectoryBatch
 from scenarios.oracle import oracle_verdict
 from scenarios.schema import ScenarioRow
 

@@ -12,7 +12,7 @@ import ray
 import torch
 
 from actors.rollout_pool import RolloutPool
-from rollout.batch import TrajectoryBatch
+from records.trajectory_batch import TrajectoryBatch
 from rollout.config import RolloutConfig
 from rollout.weight_sync import WeightUpdate, encode_bucket, iter_buckets, manifest_entry
 

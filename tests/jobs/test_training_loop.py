@@ -22,7 +22,7 @@ from actors.group import ActorCallError
 from jobs.training.loop import RLLoop, StageDeadlines, TooManySkippedSteps
 from jobs.training.prompt_schedule import PromptSchedule
 from jobs.training.trainer_config import TrainerConfig
-from rollout.batch import TrajectoryBatch
+from records.trajectory_batch import TrajectoryBatch
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ import pytest
 import ray
 from ray import serve
 
-from rollout.batch import TrajectoryBatch
+from records.trajectory_batch import TrajectoryBatch
 from scenarios.schema import ScenarioRow
 
 ACTION = "GmailSendEmail"

@@ -37,7 +37,7 @@ from judge.config import JudgeConfig
 from judge.pool import JudgePool
 from judge.reward import score_batch
 from judge.serve_config import JudgePoolConfig, OpenAIBackendConfig
-from rollout.batch import TrajectoryBatch
+from records.trajectory_batch import TrajectoryBatch
 from scenarios.schema import ScenarioRow
 
 # Candidate bodies: long enough that no short-answer penalty applies (checked below).

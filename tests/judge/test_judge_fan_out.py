@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from judge.serve_app import JudgeOutput, _VerdictCache, split_for_replicas
+from judge.serve_app import split_for_replicas
+from judge.verdicts import JudgeOutput, VerdictCache
 
 
 @pytest.mark.parametrize(
@@ -34,7 +35,7 @@ def verdict(error: str = "") -> JudgeOutput:
 
 def test_verdict_cache_claims_settles_and_forgets_failures() -> None:
     async def run() -> None:
-        cache = _VerdictCache(2)
+        cache = VerdictCache(2)
         ok_future, failed_future = cache.claim(("a",)), cache.claim(("b",))
         assert cache.get(("a",)) is ok_future
         cache.settle(("a",), ok_future, verdict())
@@ -49,7 +50,7 @@ def test_verdict_cache_claims_settles_and_forgets_failures() -> None:
         cache.abandon(("e",), abandoned)  # a cancelled claimer must not drop a newer claim of the key
         assert abandoned.cancelled() and cache.get(("e",)) is newer
 
-        off = _VerdictCache(0)  # the cache switched off remembers nothing
+        off = VerdictCache(0)  # the cache switched off remembers nothing
         off.claim(("a",))
         assert off.get(("a",)) is None and len(off) == 0
 

@@ -14,7 +14,7 @@ from judge.parsing import (
     parse_pointwise,
     parse_verdict,
 )
-from rollout.batch import JUDGE_STATUSES
+from records.trajectory_batch import JUDGE_STATUSES
 
 OK_TF = {"status": "ok", "leaks": True, "omits": False}
 OK_FT = {"status": "ok", "leaks": False, "omits": True}

@@ -16,7 +16,7 @@ from judge.reward import (
     plan_requests,
     score_batch,
 )
-from rollout.batch import JUDGE_STATUSES
+from records.trajectory_batch import JUDGE_STATUSES
 
 # Payload: 10 words (references are 10 and 11 words, so the short-answer floor is 0.5 × 10.5 = 5.25).
 LONG = "one two three four five six seven eight nine ten"

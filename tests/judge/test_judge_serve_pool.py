@@ -20,7 +20,7 @@ from ray import serve
 from judge.config import JudgeConfig
 from judge.pool import JudgePool
 from judge.serve_config import JudgePoolConfig
-from rollout.batch import JUDGE_STATUSES, TrajectoryBatch
+from records.trajectory_batch import JUDGE_STATUSES, TrajectoryBatch
 from scenarios.config import bundled_scenarios_path
 from scenarios.loading import load_rows
 from scenarios.schema import ScenarioRow

@@ -27,7 +27,7 @@ from judge.config import JudgeConfig
 from judge.pool import JudgePool, open_job_pool
 from judge.serve_app import JUDGE_DEPLOYMENT
 from judge.serve_config import JudgePoolConfig
-from rollout.batch import TrajectoryBatch
+from records.trajectory_batch import TrajectoryBatch
 from scenarios.loading import in_split, load_data
 from scenarios.schema import ScenarioRow
 

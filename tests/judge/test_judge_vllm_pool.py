@@ -23,7 +23,7 @@ from judge.config import JudgeConfig
 from judge.pool import JudgePool
 from judge.reward import parse_outputs, plan_requests
 from judge.serve_config import JudgePoolConfig, VllmBackendConfig
-from rollout.batch import JUDGE_STATUSES, TrajectoryBatch
+from records.trajectory_batch import JUDGE_STATUSES, TrajectoryBatch
 from scenarios.config import bundled_scenarios_path
 from scenarios.loading import load_rows
 from scenarios.schema import ScenarioRow

@@ -23,7 +23,7 @@ from actors.learner_actor import LearnerActor, learner_group_config
 from cluster.storage import RunStorage
 from learner.checkpoint import latest_checkpoint
 from learner.config import LearnerConfig
-from rollout.batch import TrajectoryBatch
+from records.trajectory_batch import TrajectoryBatch
 from rollout.weight_sync import decode_bucket
 
 pytestmark = pytest.mark.integration

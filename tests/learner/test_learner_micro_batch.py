@@ -14,7 +14,7 @@ from learner.checkpoint import STATE_FILE, latest_checkpoint, list_checkpoints
 from learner.config import LearnerConfig
 from learner.micro_batch import dummy_sample, pad_micro_batch, split_by_token_budget, token_logprobs
 from learner.model_forward import completion_logits
-from rollout.batch import TrajectoryBatch
+from records.trajectory_batch import TrajectoryBatch
 
 
 def _batch(n: int, seed: int = 0, vocab: int = 64) -> TrajectoryBatch:

@@ -18,7 +18,7 @@ from learner.kl import full_reverse_kl
 from learner.losses import policy_loss
 from learner.micro_batch import pad_micro_batch, prompt_rows, split_by_token_budget, token_logprobs
 from learner.model_forward import completion_logits, resolve_shared_prefix, shared_prefix_unsupported
-from rollout.batch import TrajectoryBatch
+from records.trajectory_batch import TrajectoryBatch
 
 VOCAB = 96
 KL_COEF = 0.05

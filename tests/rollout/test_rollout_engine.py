@@ -7,7 +7,7 @@ import logging
 import pytest
 import torch
 
-from rollout.batch import TrajectoryBatch
+from records.trajectory_batch import TrajectoryBatch
 from rollout.config import RolloutConfig
 from rollout.weight_sync import ObjectStoreReceiver, WeightUpdate, encode_bucket, iter_buckets, manifest_entry
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from rollout.batch import TrajectoryBatch
+from records.trajectory_batch import TrajectoryBatch
 
 
 def make_batch(n: int = 5, version: int = 3) -> TrajectoryBatch:
