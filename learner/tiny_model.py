@@ -93,8 +93,10 @@ class TinyModelConfig:
     max_position_embeddings: int = 1024
     # Seed for tokenizer-independent randomness: weight init, warm-start batch order.
     seed: int = 0
-    # Supervised warm-start optimizer steps on (prompt → reference answer); 0 = random init only.
-    warm_start_steps: int = 2500
+    # Supervised warm-start optimizer steps on (prompt → reference answer); 0 = random init only. At 2,500
+    # the agent's sampled dev answers (T=1) missed a relevant fact in 84 % of usable answers; at 5,000, 42 %
+    # (dates, places, times and amounts copied; measured with HF generate on the 48 dev rows, 2 samples each).
+    warm_start_steps: int = 5000
     # Peak AdamW learning rate of the warm start (linear warm-up, cosine decay to 10 %).
     warm_start_lr: float = 1.5e-3
     # (prompt, answer) pairs per warm-start step.
