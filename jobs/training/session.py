@@ -138,6 +138,11 @@ class TrainingSession:
             sampling_temperature=cfg.rollout.temperature,
             num_gpus_per_rank=1.0 if cfg.cluster.num_gpus > 0 and cfg.learner.backend != "gloo" else 0.0,
         )
+        # Before anything is trained: a rank on a node with its own disk at that path would write
+        # checkpoints no one else sees (and a resume would silently start over).
+        errors = self.learner.check_storage(self.storage, self.storage.write_sentinel())
+        if errors:
+            raise ConfigError([f"trainer.storage: {e}" for e in errors])
         self.rollout = RolloutPool(dataclasses.replace(cfg.rollout, model=model_path), self.rows_ref)
         pool_cfg = cfg.judge_pool
         if cfg.judge.backend == "vllm":  # no model named: the policy's starting checkpoint judges
@@ -149,12 +154,6 @@ class TrainingSession:
             judge_s=self.judge.score_deadline_s,
             learn_s=cfg.learner.call_timeout_s,
         )
-        # Before anything is trained: a rank on a node with its own disk at that path would write
-        # checkpoints no one else sees (and a resume would silently start over). Asked last, so the
-        # learner ranks start (DeepSpeed, model load) while the engines load and the judge pool deploys.
-        errors = self.learner.check_storage(self.storage, self.storage.write_sentinel())
-        if errors:
-            raise ConfigError([f"trainer.storage: {e}" for e in errors])
 
     def _canary_rows(self, rows: dict[str, ScenarioRow]) -> list[ScenarioRow]:
         """Judge views of the training rows fit to be judge canaries; [] when `trainer.canary_pairs_per_step` is 0.
