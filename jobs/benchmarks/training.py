@@ -4,10 +4,15 @@ Each train run is a child process (its own embedded Ray cluster) configured for 
 dotlist overrides; the numbers come from its `metrics.jsonl` (`time/*` per stage, `time/step`,
 `driver/fetched_bytes`). The first step is warm-up and not counted. Runs are cached per bench
 invocation by their overrides, so sections that need the same run share it.
+
+Every train run scores with the offline judge (`BENCH_JUDGE`), the reward TRL's GRPOTrainer computes
+in-process in the e2e section: the tiny-cpu preset the runs start from serves a vLLM judge, which
+would put an engine on the cores that TRL's run has no counterpart of.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -21,6 +26,7 @@ from jobs.benchmarks.models import BENCH_CACHE, ensure_bench_model
 from jobs.benchmarks.report import SectionResult
 from jobs.benchmarks.trl_env import ensure_trl_python
 from jobs.benchmarks.workloads import Workload
+from judge.config import JudgeConfig
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +36,9 @@ STAGES = ("time/generate", "time/judge", "time/learn", "time/sync")
 WAITS = ("time/generate_wait", "time/judge_wait", "time/sync_wait")
 # Seconds one train run may take before it counts as hung.
 RUN_TIMEOUT_S = 1200
+# The reward judge of every bench train run, all fields set (a section may change its reward mode and
+# latency); the e2e section's TRL run computes the same reward with this backend in-process.
+BENCH_JUDGE = JudgeConfig(backend="offline", reward_mode="peer_pairwise")
 
 
 class TrainRuns:
@@ -50,6 +59,8 @@ class TrainRuns:
             "rollout.max_tokens": w.max_new_tokens,
             "rollout.enable_ignore_eos": w.enable_ignore_eos,
             "rollout.prompt_style": w.prompt_style,
+            # `judge.pool` stays "": each run starts its own pool.
+            **{f"judge.{k}": v for k, v in dataclasses.asdict(BENCH_JUDGE).items() if k != "pool"},
             "learner.lr": 1e-6,
             "trainer.prompts_per_step": prompts_per_step or w.prompts_per_step,
             "trainer.num_steps": w.train_steps,
@@ -153,7 +164,7 @@ def run_schedule(workload: Workload, runs: TrainRuns) -> SectionResult:
     return result
 
 
-def _trl_run(workload: Workload, runs: TrainRuns, reward_mode: str) -> dict[str, Any]:
+def _trl_run(workload: Workload, runs: TrainRuns) -> dict[str, Any]:
     python = ensure_trl_python()
     out = runs.out_dir / "trl-grpo.json"
     cmd = [str(python), "-m", "jobs.benchmarks.trl_grpo", "--model", str(runs.model_dir.resolve()),
@@ -161,7 +172,7 @@ def _trl_run(workload: Workload, runs: TrainRuns, reward_mode: str) -> dict[str,
            "--prompts-per-step", str(workload.prompts_per_step),
            "--samples-per-prompt", str(workload.samples_per_prompt),
            "--max-new-tokens", str(workload.max_new_tokens), "--prompt-style", workload.prompt_style,
-           "--reward-mode", reward_mode, "--lr", "1e-6", "--beta", "0.002",
+           "--reward-mode", BENCH_JUDGE.reward_mode, "--lr", "1e-6", "--beta", "0.002",
            "--work-dir", str(BENCH_CACHE / "trl-out")]  # fmt: skip
     if workload.enable_ignore_eos:
         cmd.append("--ignore-eos")
@@ -179,7 +190,8 @@ def _trl_run(workload: Workload, runs: TrainRuns, reward_mode: str) -> dict[str,
 
 def run_e2e(workload: Workload, runs: TrainRuns) -> SectionResult:
     """End-to-end RL samples/s: our train (sync, async) vs TRL GRPOTrainer, same model/prompts/G/tokens/reward."""
-    result = SectionResult("e2e", f"End-to-end RL samples/s ({workload.name}, offline judge, peer-pairwise reward)")
+    reward = f"{BENCH_JUDGE.backend} judge, {BENCH_JUDGE.reward_mode} reward"
+    result = SectionResult("e2e", f"End-to-end RL samples/s ({workload.name}, {reward})")
     stage_columns = [_column(s) for s in STAGES]
     result.columns = ["trainer", "steps", "step s", *stage_columns, "samples/s", "process wall s", "vs TRL"]
     ours: dict[str, float] = {}
@@ -191,7 +203,7 @@ def run_e2e(workload: Workload, runs: TrainRuns) -> SectionResult:
                "samples/s": ours[schedule], "process wall s": run["wall_s"]}  # fmt: skip
         row.update({col: _mean(run["steps"], s) for col, s in zip(stage_columns, STAGES, strict=True)})
         result.rows.append(row)
-    trl = _trl_run(workload, runs, reward_mode="peer_pairwise")
+    trl = _trl_run(workload, runs)
     timed = trl["step_seconds"][1:]
     result.rows.append({"trainer": "TRL GRPOTrainer (transformers generate)", "steps": len(timed),
                         "step s": sum(timed) / len(timed), "samples/s": trl["samples_per_s"],

@@ -37,3 +37,16 @@ def test_override_of_shape_or_unknown_field_is_rejected():
 def test_cli_reports_bad_arguments_with_exit_code_2(capsys):
     assert main(["--workload", "W9"]) == 2
     assert "unknown workload 'W9'" in capsys.readouterr().err
+
+
+def test_bench_train_runs_score_with_the_reward_trl_computes(tmp_path) -> None:
+    """The train runs start from the default preset (a vLLM judge): every judge field must be overridden to
+    BENCH_JUDGE, the offline reward TRL's run computes in-process, or e2e compares unlike work."""
+    from jobs.benchmarks.training import BENCH_JUDGE, TrainRuns
+    from jobs.config import load_train_config
+    from jobs.train import DEFAULT_PRESET
+
+    runs = TrainRuns.__new__(TrainRuns)  # overrides() needs the workload and model path, not a built model
+    runs.workload, runs.model_dir = get_workload("W1"), tmp_path
+    cfg = load_train_config(DEFAULT_PRESET, runs.overrides(schedule="sync"))
+    assert cfg.judge == BENCH_JUDGE
