@@ -26,8 +26,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
@@ -58,6 +59,9 @@ _REPLICA_LOST = (RayActorError, ReplicaUnavailableError, DeploymentUnavailableEr
 JUDGE_DEPLOYMENT = "JudgeDeployment"
 # Seconds the ingress waits for Serve to report how many judge replicas run before it assumes one.
 REPLICA_LOOKUP_TIMEOUT_S = 10.0
+# Seconds a replica count stays good for splitting batches. A lookup (`serve.status()`) costs ~20 ms
+# on 2 cores, as much as Serve's whole round trip; a count this old costs one call's spreading at most.
+REPLICA_COUNT_MAX_AGE_S = 1.0
 # Seconds for planning, the replica lookup and parsing of one batch in the ingress, on top of its
 # requests' deadlines.
 SCORE_SLACK_S = 60.0
@@ -116,6 +120,42 @@ def running_replicas(app_name: str) -> int:
     if app is None or JUDGE_DEPLOYMENT not in app.deployments:
         return 0
     return int(app.deployments[JUDGE_DEPLOYMENT].replica_states.get("RUNNING", 0))
+
+
+class ReplicaCount:
+    """The running judge replicas, looked up at most once per `max_age_s`; concurrent askers share a lookup.
+
+    `lookup` blocks (a controller call), so it runs in the default executor, never in the ingress's
+    score threads, which may all be waiting on this very count. A failed or slow lookup answers 1:
+    it costs spreading, never verdicts.
+    """
+
+    def __init__(self, lookup: Callable[[], int], max_age_s: float, timeout_s: float):
+        self._lookup = lookup
+        self._max_age_s = max_age_s
+        self._timeout_s = timeout_s
+        self._value = 1
+        self._looked_up_at = -math.inf
+        self._pending: asyncio.Task[int] | None = None
+
+    async def get(self) -> int:
+        if time.monotonic() - self._looked_up_at < self._max_age_s:
+            return self._value
+        if self._pending is None:
+            self._pending = asyncio.ensure_future(self._refresh())
+        return await asyncio.shield(self._pending)
+
+    async def _refresh(self) -> int:
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                self._value = max(1, await asyncio.to_thread(self._lookup))
+            self._looked_up_at = time.monotonic()
+        except Exception as exc:  # a slow or restarting controller costs spreading, never the verdicts
+            logger.warning("judge replica count unknown (%s); splitting as for one replica", exc)
+            self._value = 1
+        finally:
+            self._pending = None
+        return self._value
 
 
 def _total_requests(chunks: list[list[JudgeRequest]]) -> int:
@@ -239,7 +279,10 @@ class JudgeIngress:
         self._rows: dict[str, ScenarioRow] = ray.get(rows_box[0]) if rows_box else {}
         self._cache = VerdictCache(settings.cache_size if settings.enable_cache else 0)
         self._judge_model: str | None = None
-        self._app_name = serve.get_replica_context().app_name
+        app_name = serve.get_replica_context().app_name
+        self._replicas = ReplicaCount(
+            lambda: running_replicas(app_name), REPLICA_COUNT_MAX_AGE_S, REPLICA_LOOKUP_TIMEOUT_S
+        )
         self._threads = ThreadPoolExecutor(max_workers=64, thread_name_prefix="score")
         self.judge_calls = 0
         logger.info("judge ingress up: %d scenario rows, cache=%s", len(self._rows), settings.enable_cache)
@@ -276,7 +319,7 @@ class JudgeIngress:
                 claimed[i] = (key, self._cache.claim(key))
             misses.append(i)
         try:
-            replicas = await self._replica_count(len(misses))
+            replicas = await self._replicas.get() if len(misses) > 1 else 1
             chunks = split_for_replicas(misses, self._settings.max_batch_size, replicas)
             answers = await asyncio.gather(*(self._judge_chunk([requests[i] for i in chunk]) for chunk in chunks))
         except asyncio.CancelledError:  # claims must not outlive this call, or identical requests wait forever
@@ -327,18 +370,6 @@ class JudgeIngress:
         if self._judge_model is None:
             self._judge_model = await self._call_with_retries("describe")
         return self._judge_model
-
-    async def _replica_count(self, misses: int) -> int:
-        """Judge replicas running now, as Serve reports them; 1 when there is nothing to split or no answer in time."""
-        if misses < 2:
-            return 1
-        try:
-            async with asyncio.timeout(REPLICA_LOOKUP_TIMEOUT_S):
-                # The default executor, not the score threads: those may all be waiting on this very call.
-                return max(1, await asyncio.to_thread(running_replicas, self._app_name))
-        except Exception as exc:  # a slow or restarting controller costs spreading, never the verdicts
-            logger.warning("judge replica count unknown (%s); sending %d requests as for one replica", exc, misses)
-            return 1
 
     async def _judge_chunk(self, chunk: list[JudgeRequest]) -> list[JudgeOutput]:
         """Verdicts of one handle call, in order; a failed call is one error verdict per request."""

@@ -1,12 +1,14 @@
-"""How the judge ingress cuts a batch's requests into handle calls, and its verdict cache, without Ray."""
+"""How the judge ingress cuts a batch's requests into handle calls, counts replicas, and caches verdicts, without Ray."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 
 import pytest
 
-from judge.serve_app import split_for_replicas
+from judge.serve_app import ReplicaCount, split_for_replicas
 from judge.verdicts import JudgeOutput, VerdictCache
 
 
@@ -27,6 +29,50 @@ def test_split_for_replicas(n: int, max_batch_size: int, replicas: int, sizes: l
     chunks = split_for_replicas(items, max_batch_size, replicas)
     assert [len(c) for c in chunks] == sizes
     assert [i for c in chunks for i in c] == items  # contiguous, in order: verdicts map back by position
+
+
+class _Controller:
+    """A replica-count lookup that answers `counts` in turn (an exception is raised), counting its calls."""
+
+    def __init__(self, *counts: int | Exception, delay_s: float = 0.0):
+        self.counts, self.delay_s, self.calls = list(counts), delay_s, 0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> int:
+        with self._lock:
+            self.calls += 1
+            answer = self.counts.pop(0)
+        time.sleep(self.delay_s)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+def test_replica_count_is_looked_up_once_per_max_age_and_shared_by_concurrent_calls() -> None:
+    controller = _Controller(2, 3, delay_s=0.05)
+    count = ReplicaCount(controller, max_age_s=0.3, timeout_s=5)
+
+    async def run() -> None:
+        assert await asyncio.gather(*(count.get() for _ in range(5))) == [2] * 5  # one lookup for all five
+        assert await count.get() == 2 and controller.calls == 1  # still fresh
+        await asyncio.sleep(0.35)
+        assert await count.get() == 3 and controller.calls == 2  # too old: looked up again
+
+    asyncio.run(run())
+
+
+def test_replica_count_failures_answer_one_and_are_retried() -> None:
+    controller = _Controller(RuntimeError("controller restarting"), 0)
+    count = ReplicaCount(controller, max_age_s=60, timeout_s=5)
+    slow = ReplicaCount(_Controller(3, delay_s=1.0), max_age_s=60, timeout_s=0.1)
+
+    async def run() -> None:
+        assert await count.get() == 1  # the lookup failed: split as for one replica
+        assert await count.get() == 1 and controller.calls == 2  # a failure is not cached; 0 running reads as 1
+        assert await count.get() == 1 and controller.calls == 2  # a successful lookup is
+        assert await slow.get() == 1  # no answer within the timeout
+
+    asyncio.run(run())
 
 
 def verdict(error: str = "") -> JudgeOutput:
