@@ -26,6 +26,9 @@ class LearnerConfig:
     # Seconds a collective learner call (train step, weight export, checkpoint save/load) may take on every
     # rank; past it, or at the first rank that fails, the run fails naming the rank.
     call_timeout_s: float = 900.0
+    # torch threads per rank; 0 = the rank's Ray CPU share (Ray sets OMP_NUM_THREADS from it). More than the
+    # share suits the sync schedule on one node: the learner runs while the engines that hold the other cores idle.
+    num_threads: int = 0
     # Custom Ray resources per rank, e.g. {"learner_node": 0.001}, to pin the ranks to tagged nodes.
     resources_per_rank: dict[str, float] = field(default_factory=dict)
     # DeepSpeed ZeRO stage: 2 shards optimizer state + gradients, 3 also shards parameters.
@@ -81,6 +84,7 @@ class LearnerConfig:
         self.betas = (float(self.betas[0]), float(self.betas[1]))
         checks = FieldChecks(self, "learner")
         checks.bounds("num_ranks", ge=1)
+        checks.bounds("num_threads", ge=0)
         checks.bounds("call_timeout_s", gt=0, hint=" seconds")
         checks.run(check_custom_resources, "learner.resources_per_rank", self.resources_per_rank)
         checks.one_of("zero_stage", (2, 3))

@@ -106,6 +106,8 @@ class LearnerEngine:
             dist_backend=backend, init_method=f"tcp://{master_addr}:{master_port}", rank=rank, world_size=world_size
         )
         self._seed(cfg.seed)
+        if cfg.num_threads:
+            torch.set_num_threads(cfg.num_threads)
         self.device = torch.device(deepspeed.get_accelerator().current_device_name())
         ds_config = deepspeed_config(cfg, with_optimizer=True)
         # Each rank loads the whole float32 model on the CPU and deepspeed.initialize partitions it.

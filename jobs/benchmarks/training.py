@@ -62,6 +62,9 @@ class TrainRuns:
             # `judge.pool` stays "": each run starts its own pool.
             **{f"judge.{k}": v for k, v in dataclasses.asdict(BENCH_JUDGE).items() if k != "pool"},
             "learner.lr": 1e-6,
+            # TRL's process computes with every core; our learner, which runs while the engines idle
+            # (sync) or beside one engine thread (async), may too (its Ray share is 1 CPU).
+            "learner.num_threads": os.cpu_count() or 1,
             "trainer.prompts_per_step": prompts_per_step or w.prompts_per_step,
             "trainer.num_steps": w.train_steps,
             "trainer.schedule": schedule,

@@ -35,11 +35,13 @@ def test_invalid_config_lists_every_error_at_once():
                 "rollout.dtype=bfloat16",  # cross-field: CPU engine
                 "trainer.schedule=sometimes",  # single field
                 "learner.lr=fast",  # type error
+                "learner.num_threads=-1",  # bound
             ],
         )
     text = str(info.value)
     assert "trainer.schedule must be one of" in text
     assert "learner.lr=fast" in text
+    assert "learner.num_threads must be >= 0" in text
     # Single-field errors stop before cross-field checks can run on broken sections; fix them and the
     # cross-field ones are reported together.
     with pytest.raises(ConfigError) as info:
