@@ -116,10 +116,10 @@ class LearnerEngine:
             torch.set_num_threads(cfg.num_threads)
         self.device = torch.device(deepspeed.get_accelerator().current_device_name())
         ds_config = deepspeed_config(cfg, with_optimizer=True)
-        # Each rank loads the whole float32 model on the CPU and deepspeed.initialize partitions it.
-        # transformers' zero.Init loading (HfDeepSpeedConfig, with `accelerate`) was measured not to lower
-        # the peak: on 2 ranks with a ~100M model it read 1.99/2.02 GiB against 1.88/1.95 GiB, as every rank
-        # still reads the whole checkpoint and gathers each parameter to fill it.
+        # Each rank loads the whole float32 model on the CPU and deepspeed.initialize partitions it. Loading
+        # partitioned (transformers' zero.Init path, or zero.Init with rank 0 reading a tensor at a time) was
+        # measured on 2 ranks with a ~100M model and did not lower the peak, which DeepSpeed's start-up sets
+        # (0.54 GiB after a whole load, 1.8-1.9 GiB when ready); see the commit that added this comment.
         model = AutoModelForCausalLM.from_pretrained(cfg.model_path, dtype=torch.float32)
         wait_for_extension_lock("fused_adam")
         self.engine, *_ = deepspeed.initialize(
