@@ -64,7 +64,7 @@ def test_replica_count_is_looked_up_once_per_max_age_and_shared_by_concurrent_ca
 def test_replica_count_failures_answer_one_and_are_retried() -> None:
     controller = _Controller(RuntimeError("controller restarting"), 0)
     count = ReplicaCount(controller, max_age_s=60, timeout_s=5)
-    slow = ReplicaCount(_Controller(3, delay_s=1.0), max_age_s=60, timeout_s=0.1)
+    slow = ReplicaCount(_Controller(3, delay_s=0.3), max_age_s=60, timeout_s=0.05)
 
     async def run() -> None:
         assert await count.get() == 1  # the lookup failed: split as for one replica
