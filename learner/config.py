@@ -82,6 +82,9 @@ class LearnerConfig:
 
     def __post_init__(self) -> None:
         self.betas = (float(self.betas[0]), float(self.betas[1]))
+        # YAML 1.1 reads a bare on/off (`learner.shared_prefix=off` on the command line) as a boolean, which
+        # reaches this str field as "True"/"False".
+        self.shared_prefix = {"True": "on", "False": "off"}.get(self.shared_prefix, self.shared_prefix)
         checks = FieldChecks(self, "learner")
         checks.bounds("num_ranks", ge=1)
         checks.bounds("num_threads", ge=0)

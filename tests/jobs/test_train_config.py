@@ -125,3 +125,9 @@ def test_the_tiny_judge_name_resolves_to_its_checkpoint(tmp_path):
     assert (unnamed.vllm.model, unnamed.vllm.max_model_len) == ("/policy", 2048)
     other = with_judge_model(JudgePoolConfig(vllm=VllmBackendConfig(model="org/judge-7b")), cache_dir=str(tmp_path))
     assert other.vllm.model == "org/judge-7b"
+
+
+@pytest.mark.parametrize("mode", ["auto", "on", "off"])
+def test_shared_prefix_modes_survive_the_command_line(mode: str) -> None:
+    # YAML reads a bare on/off as a boolean; the documented values must still arrive as written.
+    assert load_train_config("tiny-cpu", [f"learner.shared_prefix={mode}"]).learner.shared_prefix == mode
